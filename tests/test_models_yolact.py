@@ -19,6 +19,7 @@ from rankrepro.models.dense_heads.rank_sort_yolact_head import (  # noqa: E402
 register_all_modules()
 RS_CONFIG = "configs/yolact/rs_yolact_r50_1xb8-55e_coco.py"
 BASELINE_CONFIG = "configs/yolact/yolact_r50_1xb8-55e_coco.py"
+LABEL_CONFIG = "configs/yolact/rs_yolact_{}_labels_r50_1xb8-55e_coco.py"  # RS paper Table A.16
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +152,18 @@ def test_invalid_options_are_rejected():
 
 
 def test_paper_scale_configs_build():
-    for path, head_type in ((RS_CONFIG, "RankSortYOLACTHead"), (BASELINE_CONFIG, "YOLACTHead")):
+    label_configs = [(LABEL_CONFIG.format(label), "RankSortYOLACTHead", label) for label in ("binary", "dice", "iou_dice")]
+    for path, head_type, label in [(RS_CONFIG, "RankSortYOLACTHead", "iou"), (BASELINE_CONFIG, "YOLACTHead", None)] + label_configs:
         cfg = Config.fromfile(path)
         for module in cfg.custom_imports.imports:
             __import__(module)
         model = MODELS.build(cfg.model)
         assert model.backbone.depth == 50 and model.bbox_head.num_classes == 80
         assert type(model.bbox_head).__name__ == head_type
+        assert getattr(model.bbox_head, "label", None) == label
         assert cfg.val_evaluator.type == "CocoOLRPMetric" and cfg.val_evaluator.metric == ["bbox", "segm"]
+        if label is not None:
+            assert type(model).__name__ == "RankSortYOLACT" and cfg.optim_wrapper.optimizer.lr == 0.006
     cfg = Config.fromfile(RS_CONFIG)
     assert cfg.optim_wrapper.optimizer.lr == 0.006 and cfg.train_cfg.max_epochs == 55
     assert cfg.param_scheduler[-1].type == "CosineAnnealingLR" and cfg.auto_scale_lr.base_batch_size == 32
@@ -178,3 +183,116 @@ def test_smoke_train_and_eval(tmp_path):
     metrics = test(RS_CONFIG, checkpoint, work_dir, smoke=True, data_root=data_root, max_iters=4)
     for key in ("coco/bbox_mAP", "coco/segm_mAP", "coco/segm_oLRP"):
         assert key in metrics
+
+
+@pytest.fixture(scope="module")
+def dice_model(tmp_path_factory):
+    return build_smoke_model(LABEL_CONFIG.format("dice"), tmp_path_factory.mktemp("dice"))
+
+
+@pytest.mark.parametrize("label", ["binary", "dice", "iou_dice"])
+def test_table_a16_labels_train_every_branch(label, dice_model):
+    """Each label of Table A.16 gives the four losses, value-balanced, with gradients everywhere."""
+    model = dice_model
+    model.bbox_head.label = label
+    try:
+        model.zero_grad()
+        data = random_batch(model, [3, 2], seed=2, with_mask=True)
+        losses = model.loss(data["inputs"], data["data_samples"])
+    finally:
+        model.bbox_head.label = "dice"
+    assert set(losses) == {"loss_rank", "loss_sort", "loss_bbox", "loss_mask"}
+    total = total_loss(losses)
+    assert torch.isfinite(total) and total.item() > 0
+    total.backward()
+    head, protonet = model.bbox_head, model.mask_head
+    for layer in (head.conv_cls, head.conv_reg, head.conv_coeff, protonet.protonet[0]):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0, f"no gradient reaches {layer}"
+    rs = (losses["loss_rank"] + losses["loss_sort"]).item()
+    assert losses["loss_bbox"].item() == pytest.approx(rs, rel=1e-5)
+    assert losses["loss_mask"].item() == pytest.approx(rs, rel=1e-5)
+    if label == "binary":  # all positives share label 1: nothing to sort
+        assert losses["loss_sort"].item() == 0.0 and losses["loss_rank"].item() > 0
+
+
+def _labels_of(model, label, data):
+    """The positives' RS labels of ``label`` on ``data`` as (image, anchor) -> max over classes, and the Dice per positive."""
+    head, protonet = model.bbox_head, model.mask_head
+    captured = {}
+    rank_forward, positive_dice = head.loss_rank.forward, protonet._positive_dice
+
+    def spy_rank(logits, targets):
+        captured["targets"] = targets.detach().clone()
+        return rank_forward(logits, targets)
+
+    def spy_dice(*args):
+        captured["dice"] = positive_dice(*args)[0].detach().clone()
+        return positive_dice(*args)
+
+    head.loss_rank.forward, protonet._positive_dice, head.label = spy_rank, spy_dice, label
+    try:
+        model.loss(data["inputs"], data["data_samples"])
+        infos = head.get_positive_infos()
+    finally:
+        del head.loss_rank.forward, protonet._positive_dice
+        head.label = "dice"
+    targets = captured["targets"].reshape(len(infos), -1, head.cls_out_channels)
+    per_positive = torch.cat([targets[idx][info.pos_inds].max(dim=1).values for idx, info in enumerate(infos)])
+    return per_positive, captured["dice"], targets
+
+
+def test_table_a16_labels_follow_their_definitions(dice_model):
+    """Dice labels are each positive's own mask Dice (matched by image and anchor); mean and binary follow."""
+    model = dice_model
+    data = random_batch(model, [4, 3], seed=3, with_mask=True)
+    iou, _, iou_targets = _labels_of(model, "iou", data)
+    dice_labels, dice, dice_targets = _labels_of(model, "dice", data)
+    mean_labels, _, _ = _labels_of(model, "iou_dice", data)
+    binary, _, binary_targets = _labels_of(model, "binary", data)
+    assert dice.numel() == dice_labels.numel() > 10
+    assert torch.allclose(dice_labels, dice.clamp_min(0).to(dice_labels.dtype), atol=1e-6)
+    assert not torch.allclose(dice_labels, iou)  # a different quality
+    assert torch.allclose(mean_labels, (iou + dice_labels) / 2, atol=1e-6)
+    assert (binary == 1).all()
+    # the label changes the positives' targets only: negatives (0) and ignored anchors (-1) stay
+    infos = model.bbox_head.get_positive_infos()
+    positive = torch.zeros(iou_targets.shape[:2], dtype=torch.bool)
+    for idx, info in enumerate(infos):
+        positive[idx, info.pos_inds] = True
+    for targets in (dice_targets, binary_targets):
+        assert torch.equal(targets[~positive], iou_targets[~positive])
+        assert (iou_targets[~positive] == -1).any() and (iou_targets[~positive] == 0).any()
+
+
+def test_dice_labels_without_ground_truth_train(dice_model):
+    model = dice_model
+    model.zero_grad()
+    data = random_batch(model, [0, 0], with_mask=True)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    total = total_loss(losses)
+    assert set(losses) == {"loss_rank", "loss_sort", "loss_bbox", "loss_mask"}
+    assert torch.isfinite(total) and total.item() == 0.0
+    total.backward()
+
+
+def test_dice_labels_need_their_detector_and_every_mask(tmp_path):
+    from rankrepro.smoke import smoke_config
+
+    cfg = smoke_config(Config.fromfile(LABEL_CONFIG.format("dice")), tmp_path)
+    cfg.model.type = "YOLACT"  # mmdet's detector computes the box losses before the masks
+    model = MODELS.build(cfg.model)
+    data = random_batch(model, [2, 1], with_mask=True)
+    with pytest.raises(ValueError, match="RankSortYOLACT"):
+        model.loss(data["inputs"], data["data_samples"])
+    cfg.model.type = "RankSortYOLACT"
+    cfg.model.mask_head.max_masks_to_train = 1
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match="max_masks_to_train"):
+        model.loss(data["inputs"], data["data_samples"])
+    with pytest.raises(ValueError, match="label must be one of"):
+        RankSortYOLACTHead(num_classes=3, in_channels=8, label="giou")
+    head = model.bbox_head  # its losses of the last batch are still prepared
+    with pytest.raises(ValueError, match="needs the Dice coefficient of each of the"):
+        head.ranking_losses()
+    with pytest.raises(RuntimeError, match="loss_by_feat"):
+        head.ranking_losses()  # used up

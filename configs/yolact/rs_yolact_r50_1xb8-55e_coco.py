@@ -6,16 +6,17 @@
 # value-based task balancing; no semantic segmentation head, no size-based normalisation,
 # no lambda_box = 1.5 / lambda_mask = 6.125.
 # Feeds: RS paper Table 6, last row ("RS-YOLACT"), Table A.16 ("IoU" row), RS README
-# model zoo "RS-YOLACT".
+# model zoo "RS-YOLACT".  Table A.16's other rows: rs_yolact_{binary,dice,iou_dice}_labels_*.
 # Official: RankSortLoss configs/ranksort_loss/ranksort_yolact_r50_55e_coco.py.
 _base_ = 'mmdet::yolact/yolact_r50_1xb8-55e_coco.py'
 custom_imports = dict(
-    imports=['rankrepro.models.dense_heads.rank_sort_yolact_head', 'rankrepro.models', 'rankrepro.evaluation.metrics'],
+    imports=['rankrepro.models', 'rankrepro.evaluation.metrics'],
     allow_failed_imports=False,
 )
 input_size = 550
 max_epochs = 55
 model = dict(
+    type='RankSortYOLACT',  # mmdet's YOLACT, plus the mask-quality labels of Table A.16
     bbox_head=dict(
         _delete_=True,
         type='RankSortYOLACTHead',
@@ -37,6 +38,7 @@ model = dict(
         loss_rank=dict(type='RankSortLoss', delta=0.5),
         box_weighting='score',
         task_balance='value',
+        label='iou',
         num_head_convs=1,
         num_protos=32,
         use_ohem=False,

@@ -12,6 +12,7 @@ from .dense_heads import (
     RankSortYOLACTHead,
     RankSortYOLACTProtonet,
 )
+from .detectors import RankSortYOLACT
 from .self_balancing import ALRPSelfBalancingHook
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "RankBasedPAAHead",
     "RankingRetinaHead",
     "RankSortSOLOV2Head",
+    "RankSortYOLACT",
     "RankSortYOLACTHead",
     "RankSortYOLACTProtonet",
 ]

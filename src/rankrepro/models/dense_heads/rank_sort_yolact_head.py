@@ -9,6 +9,15 @@ After the official ``RankSortYOLACTHead`` / ``RankSortYOLACTProtonet`` / ``RankS
   positive's target is the IoU of its detached predicted box with its ground truth (a
   positive with IoU 0 thus counts as a negative, as in the official code); anchors that
   the assigner ignores (IoU in [0.4, 0.5)) take no part;
+* continuous labels of RS paper Table A.16 (``label``): ``'iou'`` (above, the paper's
+  choice), ``'binary'`` (1 for every positive: only ranking, the sorting term is 0),
+  ``'dice'`` (the Dice coefficient of the positive's detached, cropped mask prediction,
+  defined as in the mask loss below) and ``'iou_dice'`` ((IoU + Dice) / 2).  The mask
+  labels exist only after the protonet has run, so with them the box head defers its
+  losses: :class:`~rankrepro.models.detectors.RankSortYOLACT` (the detector) hands the protonet the box head's
+  :meth:`RankSortYOLACTHead.ranking_losses`, which the protonet calls with the
+  positives' Dice coefficients before it balances its own loss by the RS Loss value
+  (the official detector computes the RS Loss outside the box head in the same way);
 * box regression: GIoU Loss of the decoded boxes, each positive weighted by its
   classification score (max sigmoid over classes, detached), normalised by the sum of
   the weights; value-based balancing: times lambda_box = L_RS / L_box (detached);
@@ -26,7 +35,8 @@ The box head passes what the mask head needs through mmdet's ``positive_infos``:
 positive's score weight (``scores``) and, as metainfo, the detached RS Loss value
 (``rs_loss``) for the value-based balancing of the mask loss.
 
-Losses: ``loss_rank``, ``loss_sort``, ``loss_bbox`` (box head) and ``loss_mask``.
+Losses: ``loss_rank``, ``loss_sort``, ``loss_bbox`` (box head; with mask labels they come
+out of the protonet's loss dict) and ``loss_mask``.
 
 Differences from the official code (numerically irrelevant unless stated):
 
@@ -66,6 +76,8 @@ from mmdet.structures.bbox import bbox_overlaps
 from .ranking_head import balanced, check_weighting, ranking_targets, score_weights, weighted_mean
 
 DICE_EPS = 1e-5  # the official Dice coefficient's smoothing term (denominator only)
+LABELS = ("iou", "binary", "dice", "iou_dice")  # the positives' RS labels of RS paper Table A.16
+MASK_LABELS = ("dice", "iou_dice")  # labels that need the mask branch's quality
 
 
 @MODELS.register_module()
@@ -78,6 +90,9 @@ class RankSortYOLACTHead(YOLACTHead):
             score) or ``'none'`` (mean over positives).
         task_balance: ``'value'`` (lambda_box = L_RS / L_box every iteration) or a
             fixed lambda_box.
+        label: the positives' RS Loss labels (Table A.16): ``'iou'``, ``'binary'``,
+            ``'dice'`` or ``'iou_dice'``; the last two need the :class:`RankSortYOLACT`
+            detector and a :class:`RankSortYOLACTProtonet` without ``max_masks_to_train``.
         All other arguments as ``YOLACTHead``.  ``loss_cls`` only has to be a sigmoid
         loss (it fixes the classifier's output channels: no background class); it is
         not computed.  ``loss_bbox`` must give per-box losses on decoded boxes
@@ -92,9 +107,12 @@ class RankSortYOLACTHead(YOLACTHead):
         loss_bbox: dict = dict(type="GIoULoss", reduction="none"),
         box_weighting: str = "score",
         task_balance: str | float = "value",
+        label: str = "iou",
         use_ohem: bool = False,
         **kwargs,
     ) -> None:
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {LABELS}, got {label!r}")
         if use_ohem:
             raise ValueError("RankSortYOLACTHead ranks all anchors: use_ohem must be False")
         if not loss_cls.get("use_sigmoid", False):
@@ -105,6 +123,13 @@ class RankSortYOLACTHead(YOLACTHead):
         self.loss_rank = MODELS.build(loss_rank)
         self.box_weighting = box_weighting
         self.task_balance = task_balance
+        self.label = label
+        self._ranking_inputs = None
+
+    @property
+    def needs_mask_quality(self) -> bool:
+        """Whether the positives' labels need the mask branch's Dice coefficients."""
+        return self.label in MASK_LABELS
 
     def loss_by_feat(
         self,
@@ -136,17 +161,34 @@ class RankSortYOLACTHead(YOLACTHead):
         bbox_targets = torch.cat(bbox_targets_list, 1).reshape(-1, 4)
         anchors = torch.cat([torch.cat(a) for a in anchor_list]).reshape(-1, 4)
         scores = score_weights(logits)  # score-based weights, (N, A)
-
-        losses = self.rank_sort_losses(logits.reshape(-1, self.cls_out_channels), deltas.reshape(-1, 4), labels, label_weights, bbox_targets, anchors, scores.reshape(-1))
-        rs_loss = (losses["loss_rank"] + losses["loss_sort"]).detach()
         inside_flags = [
             anchor_inside_flags(torch.cat(a), torch.cat(v), meta["img_shape"][:2], self.train_cfg["allowed_border"])
             for a, v, meta in zip(anchor_list, valid_flag_list, batch_img_metas)
         ]
-        self._raw_positive_infos.update(coeff_preds=coeff_preds, scores=scores, inside_flags=inside_flags, rs_loss=rs_loss)
+        self._raw_positive_infos.update(coeff_preds=coeff_preds, scores=scores, inside_flags=inside_flags, rs_loss=None)
+        self._ranking_inputs = (
+            logits.reshape(-1, self.cls_out_channels), deltas.reshape(-1, 4), labels, label_weights, bbox_targets, anchors, scores.reshape(-1)
+        )
+        if self.needs_mask_quality:
+            return {}  # RankSortYOLACT lets the protonet call ranking_losses with the Dice coefficients
+        return self.ranking_losses()
+
+    def ranking_losses(self, mask_quality: Tensor | None = None) -> dict:
+        """RS Loss and balanced GIoU Loss of the batch that ``loss_by_feat`` prepared.
+
+        Args:
+            mask_quality: with ``label`` ``'dice'`` or ``'iou_dice'``, the Dice coefficient
+                of every positive (detached), image by image, in anchor order (the order of
+                :meth:`get_positive_infos`); otherwise None.
+        """
+        if self._ranking_inputs is None:
+            raise RuntimeError("ranking_losses needs a loss_by_feat call of this batch first")
+        inputs, self._ranking_inputs = self._ranking_inputs, None
+        losses = self.rank_sort_losses(*inputs, mask_quality=mask_quality)
+        self._raw_positive_infos["rs_loss"] = (losses["loss_rank"] + losses["loss_sort"]).detach()
         return losses
 
-    def rank_sort_losses(self, logits, deltas, labels, label_weights, bbox_targets, anchors, scores) -> dict:
+    def rank_sort_losses(self, logits, deltas, labels, label_weights, bbox_targets, anchors, scores, mask_quality=None) -> dict:
         """RS Loss on all ``logits`` (M x C) and the balanced GIoU Loss of the positives."""
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
         if pos.numel() == 0:
@@ -155,17 +197,30 @@ class RankSortYOLACTHead(YOLACTHead):
         pred_boxes = self.bbox_coder.decode(anchors[pos], deltas[pos])
         gt_boxes = self.bbox_coder.decode(anchors[pos], bbox_targets[pos])  # the official decodes its targets too
         ious = bbox_overlaps(pred_boxes.detach(), gt_boxes, is_aligned=True)
-        targets = ranking_targets(logits, labels, label_weights, pos, ious)
+        targets = ranking_targets(logits, labels, label_weights, pos, self._positive_labels(ious, mask_quality))
         terms = self.loss_rank(logits.reshape(-1), targets.reshape(-1))
         giou = self.loss_bbox(pred_boxes, gt_boxes, reduction_override="none")
         loss_bbox = weighted_mean(giou, scores[pos]) if self.box_weighting == "score" else giou.mean()
         return {**terms, "loss_bbox": balanced(loss_bbox, sum(terms.values()), self.task_balance)}
 
+    def _positive_labels(self, ious: Tensor, mask_quality: Tensor | None) -> Tensor:
+        """The positives' RS labels for ``self.label`` (Table A.16)."""
+        if self.label == "iou":
+            return ious
+        if self.label == "binary":
+            return torch.ones_like(ious)
+        if mask_quality is None or mask_quality.shape != ious.shape:
+            got = None if mask_quality is None else tuple(mask_quality.shape)
+            raise ValueError(f"label {self.label!r} needs the Dice coefficient of each of the {ious.numel()} positives, got {got}")
+        dice = mask_quality.detach().to(ious.dtype)
+        return dice if self.label == "dice" else (ious + dice) / 2
+
     def get_positive_infos(self) -> list[InstanceData]:
         """Per image: the positives' gt indices, gt boxes, mask coefficients and score weights.
 
         The RS Loss value of the batch rides along as metainfo ``rs_loss`` (for the value-based
-        balancing of the mask loss).
+        balancing of the mask loss; None while the RS Loss waits for the mask labels), and
+        the head's ``label`` as metainfo ``label``.
         """
         raw = self._raw_positive_infos
         sampling_results = raw["sampling_results"]
@@ -175,7 +230,7 @@ class RankSortYOLACTHead(YOLACTHead):
         for idx, result in enumerate(sampling_results):
             # sampling indices count the anchors inside the image; map them to all anchors
             anchor_inds = raw["inside_flags"][idx].nonzero().squeeze(1)[result.pos_inds]
-            info = InstanceData(metainfo=dict(rs_loss=raw["rs_loss"]))
+            info = InstanceData(metainfo=dict(rs_loss=raw["rs_loss"], label=self.label))
             info.pos_assigned_gt_inds = result.pos_assigned_gt_inds
             info.pos_inds = anchor_inds
             info.coeffs = coeffs[idx][anchor_inds]
@@ -220,27 +275,43 @@ class RankSortYOLACTProtonet(YOLACTProtonet):
         self.mask_weighting = mask_weighting
         self.task_balance = task_balance
 
-    def loss_by_feat(self, mask_preds, segm_preds, batch_gt_instances, batch_img_metas, positive_infos, **kwargs) -> dict:
+    def loss_by_feat(
+        self, mask_preds, segm_preds, batch_gt_instances, batch_img_metas, positive_infos, ranking_losses=None, **kwargs
+    ) -> dict:
+        """``loss_mask``; with ``ranking_losses`` (the box head's, passed by
+        :class:`RankSortYOLACT` for mask labels) also the box head's losses, computed with
+        the positives' Dice coefficients as labels."""
         if positive_infos is None:
             raise ValueError("RankSortYOLACTProtonet needs positive_infos from RankSortYOLACTHead")
+        label = positive_infos[0].metainfo.get("label", "iou")
+        if label in MASK_LABELS and ranking_losses is None:
+            raise ValueError(f"RS labels {label!r} need the mask branch's Dice: build the detector as 'RankSortYOLACT'")
+        if ranking_losses is not None and self.max_masks_to_train is not None:
+            raise ValueError("Dice labels need the Dice of every positive: set max_masks_to_train=None")
         cropped = self.crop_mask_preds(mask_preds, batch_img_metas, positive_infos)
-        preds, targets, weights = [], [], []
+        dice, weights = self._positive_dice(cropped, batch_gt_instances, positive_infos)
+        losses = {} if ranking_losses is None else ranking_losses(dice.detach())
+        if dice.numel() == 0:
+            return {**losses, "loss_mask": sum(m.sum() for m in cropped) * 0}
+        loss_mask = 1 - weighted_mean(dice, weights if self.mask_weighting == "score" else torch.ones_like(dice))
+        rs_loss = (losses["loss_rank"] + losses["loss_sort"]).detach() if losses else positive_infos[0].metainfo.get("rs_loss")
+        if self.task_balance == "value" and rs_loss is None:
+            raise ValueError("value-based balancing needs the RS Loss value (positive_infos metainfo 'rs_loss')")
+        return {**losses, "loss_mask": balanced(loss_mask, rs_loss, self.task_balance)}
+
+    def _positive_dice(self, cropped, batch_gt_instances, positive_infos) -> tuple[Tensor, Tensor]:
+        """Dice coefficient (with gradient) and score weight of every trained positive, image by image."""
+        dice, weights = [], []
         for masks, gt_instances, info in zip(cropped, batch_gt_instances, positive_infos):
             selected = self._targets_single(masks, gt_instances, info)
             if selected is not None:
-                preds.append(selected[0])
-                targets.append(selected[1])
-                weights.append(selected[2])
-        if not preds:
-            return {"loss_mask": sum(m.sum() for m in cropped) * 0}
-        preds = torch.cat(preds).clamp(0, 1)
-        dice = dice_coefficient(preds, torch.cat(targets))
-        weights = torch.cat(weights).to(dice.dtype) if self.mask_weighting == "score" else torch.ones_like(dice)
-        loss_mask = 1 - weighted_mean(dice, weights)
-        rs_loss = positive_infos[0].metainfo.get("rs_loss") if self.task_balance == "value" else None
-        if self.task_balance == "value" and rs_loss is None:
-            raise ValueError("value-based balancing needs the RS Loss value (positive_infos metainfo 'rs_loss')")
-        return {"loss_mask": balanced(loss_mask, rs_loss, self.task_balance)}
+                preds, targets, image_weights = selected
+                dice.append(dice_coefficient(preds.clamp(0, 1), targets))
+                weights.append(image_weights)
+        if not dice:
+            return cropped[0].new_zeros(0), cropped[0].new_zeros(0)
+        dice = torch.cat(dice)
+        return dice, torch.cat(weights).to(dice.dtype)
 
     def _targets_single(self, masks: Tensor, gt_instances, info: InstanceData):
         """(predictions, targets, weights) of the positives of one image, or None."""
@@ -266,3 +337,4 @@ def dice_coefficient(preds: Tensor, targets: Tensor) -> Tensor:
     intersection = (preds * targets).sum(dim=1)
     denominator = (preds * preds).sum(dim=1) + (targets * targets).sum(dim=1) + DICE_EPS
     return 2 * intersection / denominator
+
