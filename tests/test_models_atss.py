@@ -103,6 +103,19 @@ def test_smoke_maps_resnet34_neck_widths(tmp_path):
     assert smoke.model.backbone.depth == 18 and smoke.model.neck.in_channels == [128, 256, 512]
 
 
+def test_smoke_maps_resnext_to_resnet18_and_rejects_other_backbones(tmp_path):
+    cfg = Config.fromfile("configs/atss/rs_atss_r50_fpn_1x_coco.py")
+    cfg.model.backbone.update(type="ResNeXt", depth=101, groups=32, base_width=8)
+    smoke = smoke_config(cfg, tmp_path)
+    assert smoke.model.backbone.type == "ResNet" and smoke.model.backbone.depth == 18
+    assert "groups" not in smoke.model.backbone and "base_width" not in smoke.model.backbone
+    assert smoke.model.neck.in_channels == [64, 128, 256, 512]  # ResNeXt's widths are ResNet-50's
+    MODELS.build(smoke.model)
+    cfg.model.backbone = dict(type="SwinTransformer")
+    with pytest.raises(ValueError, match="needs a ResNet or ResNeXt backbone, got SwinTransformer"):
+        smoke_config(cfg, tmp_path)
+
+
 @pytest.mark.parametrize("weighting", ["iou", "centerness", "none", "score"])
 def test_instance_level_box_weightings(weighting, tmp_path):
     """Table A.11: the GIoU Loss is the mean weighted by score, IoU or centerness (or plain)."""

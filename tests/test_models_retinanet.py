@@ -21,6 +21,8 @@ CONFIGS = {
     "alrp800": "configs/retinanet/alrp_retinanet_r50_fpn_100e_coco800.py",
     "alrp_r101": "configs/retinanet/alrp_retinanet_r101_fpn_160e_coco500.py",
     "alrp_r101_800": "configs/retinanet/alrp_retinanet_r101_fpn_100e_coco800.py",
+    "alrp_x101": "configs/retinanet/alrp_retinanet_x101-32x8d_fpn_100e_coco500.py",
+    "alrp_x101_800": "configs/retinanet/alrp_retinanet_x101-32x8d_fpn_100e_coco800.py",
     "alrp_atss": "configs/retinanet/alrp_retinanet_atss_r50_fpn_100e_coco500.py",
     "ap": "configs/retinanet/ap_retinanet_r50_fpn_100e_coco500.py",
     "fl": "configs/retinanet/fl_retinanet_r50_fpn_1x_coco.py",
@@ -183,8 +185,12 @@ def test_paper_scale_configs_build():
         for module in cfg.custom_imports.imports:
             __import__(module)
         model = MODELS.build(cfg.model)
-        depth = 101 if "r101" in name else 50
+        depth = 101 if "101" in name else 50
         assert model.backbone.depth == depth and model.bbox_head.num_classes == 80
+        if "x101" in name:  # ResNeXt-101 32x8d, torchvision's weights as the official
+            assert type(model.backbone).__name__ == "ResNeXt"
+            assert (model.backbone.groups, model.backbone.base_width) == (32, 8)
+            assert cfg.model.backbone.init_cfg.checkpoint == "torchvision://resnext101_32x8d"
         assert cfg.val_evaluator.type == "CocoOLRPMetric" and cfg.test_evaluator.type == "CocoOLRPMetric"
         assert "base_batch_size" in cfg.auto_scale_lr
         head = model.bbox_head
@@ -201,6 +207,11 @@ def test_paper_scale_configs_build():
         else:
             assert hooks == [] and head.sb_initial is None and type(head.loss_rank).__name__ == "APLoss"
     assert Config.fromfile(CONFIGS["alrp_r101"]).param_scheduler[1].milestones == [90, 110, 140]
+    x101 = Config.fromfile(CONFIGS["alrp_x101"])
+    assert x101.param_scheduler[1].milestones == [75, 95] and x101.train_cfg.max_epochs == 100
+    x101_800 = Config.fromfile(CONFIGS["alrp_x101_800"])
+    assert x101_800.param_scheduler[1].milestones == [60, 80] and x101_800.optim_wrapper.optimizer.lr == 0.004
+    assert x101_800.train_dataloader.batch_size == 4
 
 
 def test_alrp_retinanet_smoke_trains_and_evaluates(tmp_path):

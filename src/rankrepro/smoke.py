@@ -4,7 +4,8 @@
 head, losses, assigner, coders, test-time settings, optimiser type) and changes only
 what makes it runnable in minutes on a CPU, by fixed rules:
 
-* backbone: ResNet-18 without pretrained weights (BN in train mode, nothing frozen);
+* backbone: ResNet-18 without pretrained weights (BN in train mode, nothing frozen), for
+  ResNet and ResNeXt configs alike;
   FPN inputs follow ResNet-18's widths; every 256-channel width of the neck and heads
   becomes ``width`` (64);
 * every ``num_classes`` becomes the synthetic dataset's class count;
@@ -74,11 +75,12 @@ def smoke_config(
 
 def _shrink_model(model: ConfigDict, width: int) -> None:
     backbone = model.get("backbone")
-    if backbone is None or backbone.get("type") != "ResNet":
-        raise ValueError(f"smoke_config needs a ResNet backbone, got {backbone and backbone.get('type')}")
-    source = RESNET18_WIDTHS if backbone.get("depth") in (18, 34) else RESNET50_WIDTHS
-    backbone.update(depth=18, init_cfg=None, frozen_stages=-1, norm_eval=False)
-    backbone.pop("pretrained", None)
+    if backbone is None or backbone.get("type") not in ("ResNet", "ResNeXt"):
+        raise ValueError(f"smoke_config needs a ResNet or ResNeXt backbone, got {backbone and backbone.get('type')}")
+    source = RESNET18_WIDTHS if backbone.get("depth") in (18, 34) else RESNET50_WIDTHS  # ResNeXt: ResNet-50's
+    backbone.update(type="ResNet", depth=18, init_cfg=None, frozen_stages=-1, norm_eval=False)
+    for key in ("pretrained", "groups", "base_width"):
+        backbone.pop(key, None)
     neck = model.get("neck")
     if neck is not None and "in_channels" in neck:
         neck.in_channels = [RESNET18_WIDTHS[source.index(c)] for c in neck.in_channels]
