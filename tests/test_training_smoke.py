@@ -20,7 +20,8 @@ def data_root(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "name", ["rs_atss", "brs_atss", "ap_atss", "bap_atss", "alrp_atss", "fl_atss_no_centerness", "qfl_atss", "fl_atss"]
+    "name",
+    ["rs_atss", "brs_atss", "ap_atss", "ap_atss_centerness", "bap_atss", "alrp_atss", "fl_atss_no_centerness", "qfl_atss", "fl_atss"],
 )
 def test_atss_smoke_trains_and_evaluates(name, data_root, tmp_path):
     config = ATSS.format(name)

@@ -2,7 +2,8 @@
 
 RS paper Sec. 5.2, Eq. 14 and Appendix B (after the official ``RankBasedATSSHead``):
 
-* the centerness head is removed;
+* the centerness head is removed (kept, for the "Aux. head" rows of Table 2, with
+  ``aux_head=True``);
 * the classifier is trained by the ranking loss on all (anchor, class) logits of the
   batch at once: positives are the assigned (anchor, gt class) pairs, everything else of
   a non-ignored anchor is negative; for RS / BRS the positive's target is the IoU of its
@@ -32,6 +33,7 @@ import torch
 
 from mmdet.models.dense_heads import ATSSHead
 from mmdet.registry import MODELS
+from mmdet.utils import reduce_mean
 
 from .ranking_head import RankingATSSHeadMixin
 
@@ -53,9 +55,16 @@ class RankBasedATSSHead(RankingATSSHeadMixin, ATSSHead):
             ``'magnitude'`` (ratio of the gradient L1 norms w.r.t. the classification and
             box outputs, Table A.11) or a fixed lambda (e.g. 2.0 for the Focal/QFL baselines).
         sb_initial: initial aLRP self-balancing weight (50 in the aLRP configs).
-        All other arguments as ``ATSSHead``; ``loss_centerness`` is not used.
+        aux_head: keep ATSS's centerness branch (RS paper Table 2, "Aux. head" rows):
+            trained by ``loss_centerness`` on the positives' centerness targets (averaged
+            over positives, as mmdet's ATSS), its sigmoid multiplies the scores at test
+            time.  False (the default, RS-ATSS): no centerness branch.
+        All other arguments as ``ATSSHead``; ``loss_centerness`` is used only with
+        ``aux_head``.
         ``loss_bbox`` must give per-box losses (``reduction='none'``).
     """
+
+    aux_loss_name = "loss_centerness"
 
     def __init__(
         self,
@@ -65,12 +74,17 @@ class RankBasedATSSHead(RankingATSSHeadMixin, ATSSHead):
         task_balance: str | float = "value",
         sb_initial: float = 50.0,
         ranking_delta: float | None = None,
+        aux_head: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.init_ranking(loss_rank, box_weighting, task_balance, sb_initial, ranking_delta)
+        self.init_ranking(loss_rank, box_weighting, task_balance, sb_initial, ranking_delta, aux_head)
 
-    def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> dict:
+    def loss_by_feat(self, cls_scores, bbox_preds, *args, **kwargs) -> dict:
+        """Losses of the batch; after ``cls_scores, bbox_preds`` mmdet passes the centerness
+        predictions (with ``aux_head``), ``batch_gt_instances``, ``batch_img_metas`` and
+        ``batch_gt_instances_ignore``."""
+        centernesses, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore = self.split_loss_inputs(args, kwargs)
         featmap_sizes = [featmap.size()[-2:] for featmap in bbox_preds]
         anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
         (anchor_list, labels_list, label_weights_list, bbox_targets_list, _, _) = self.get_targets(
@@ -83,4 +97,11 @@ class RankBasedATSSHead(RankingATSSHeadMixin, ATSSHead):
         bbox_targets = torch.cat([x.reshape(-1, 4) for x in bbox_targets_list])
         logits = torch.cat([s.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels) for s in cls_scores])
         deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(-1, 4) for b in bbox_preds])
-        return self.ranking_losses(logits, labels, label_weights, anchors, deltas, bbox_targets)
+        aux_logits = torch.cat([c.permute(0, 2, 3, 1).reshape(-1) for c in centernesses]) if self.aux_head else None
+        return self.ranking_losses(logits, labels, label_weights, anchors, deltas, bbox_targets, aux_logits)
+
+    def aux_loss(self, aux_logits, pos_anchors, gt_boxes, ious):
+        """mmdet ATSS's centerness loss: BCE to the anchors' centerness, averaged over positives."""
+        targets = self.centerness_target(pos_anchors, gt_boxes)
+        avg_factor = reduce_mean(aux_logits.new_tensor(float(aux_logits.numel()))).item()
+        return self.loss_centerness(aux_logits, targets, avg_factor=avg_factor)

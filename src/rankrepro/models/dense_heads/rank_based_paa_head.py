@@ -6,7 +6,8 @@ official ``RankBasedPAAHead`` (RankSortLoss repo) and its Bucketed version
 (BucketedRankingBasedLosses repo):
 
 * the IoU-prediction (auxiliary) head of PAA is removed: the network is a classifier and
-  a box regressor, and the detection score at test time is the class probability alone;
+  a box regressor, and the detection score at test time is the class probability alone
+  (``aux_head=True`` keeps the branch, for the "Aux. head" rows of Table 2);
 * PAA's labelling is kept unchanged ("While training PAA, we keep the scoring function,
   splitting positives and negatives"): the candidates of the MaxIoU assigner (IoU > 0.1)
   are scored by Focal Loss + GIoU Loss of their current predictions (``loss_cls`` and
@@ -40,7 +41,9 @@ Relation to the official code:
   handles RS, so aLRP-PAA is trained here with the aLRP recipe of the ATSS head (GIoU
   losses as localisation errors, self-balancing initialised at 50, period one epoch);
 * the scoring losses of PAA's assignment are computed without gradient (the official
-  code builds their graph and discards it; the values are the same);
+  code builds their graph and discards it; the values are the same); they are Focal Loss
+  + GIoU Loss also when the classifier is trained by QFL (``loss_assign``; the official
+  QFL-PAA head of Table 2 is not released, its config is named "flassign");
 * the GMM is fitted with ``reg_covar=1e-5`` as in the official ranking heads (mmdet's
   ``PAAHead`` uses sklearn's default 1e-6): ``gmm_reg_covar``;
 * with no detection left after NMS, score voting returns the empty result (the official
@@ -55,19 +58,22 @@ from torch import Tensor
 
 from mmdet.models.dense_heads import PAAHead
 from mmdet.models.layers import multiclass_nms
+from mmdet.models.losses import FocalLoss
 from mmdet.models.utils import levels_to_images, multi_apply
 from mmdet.registry import MODELS
 
-from .ranking_head import RankingATSSHeadMixin
+from .ranking_head import EPS, RankingATSSHeadMixin
 
 
 @MODELS.register_module()
 class RankBasedPAAHead(RankingATSSHeadMixin, PAAHead):
-    """PAA head without the IoU branch, its classifier trained by ``loss_rank``.
+    """PAA head without the IoU branch, its classifier trained by ``loss_rank`` (or ``loss_cls``).
 
     Args:
         loss_rank: a loss of :mod:`rankrepro.models.losses` (``RankSortLoss``,
-            ``BucketedRankSortLoss``, ``APLoss``, ``BucketedAPLoss`` or ``aLRPLoss``).
+            ``BucketedRankSortLoss``, ``APLoss``, ``BucketedAPLoss`` or ``aLRPLoss``), or
+            None to train the classifier with ``loss_cls`` (Focal Loss, or Quality Focal
+            Loss with IoU labels; the FL / QFL rows of RS paper Table 2 without aux. head).
         box_weighting: ``'score'`` (each positive's GIoU Loss weighted by its max class
             score, Eq. A.32) or ``'none'`` (mean over positives).
         task_balance: ``'value'`` (lambda = L_cls / L_box every iteration) or a fixed
@@ -75,30 +81,45 @@ class RankBasedPAAHead(RankingATSSHeadMixin, PAAHead):
         sb_initial: initial aLRP self-balancing weight (50 in the aLRP configs).
         gmm_reg_covar: ``reg_covar`` of PAA's Gaussian mixture (1e-5 in the official
             ranking-based PAA heads).
+        aux_head: keep PAA's IoU-prediction branch (Table 2, "Aux. head" rows): trained as
+            mmdet's PAA (``loss_centerness``, BCE to the predicted box's IoU, averaged by
+            the IoU sum); at test time the score is sqrt(class probability x predicted
+            IoU), as mmdet's PAA.  False (the default, RS-PAA): no IoU branch.
+        loss_assign: the classification part of PAA's scoring function; None: ``loss_cls``.
+            It must be a ``FocalLoss`` (PAA's scoring), so a QFL-trained head names it.
         All other arguments as mmdet's ``PAAHead`` (``topk``, ``score_voting``,
-        ``covariance_type``, ...).  ``loss_cls`` (Focal Loss) and ``loss_bbox`` (GIoU Loss,
-        ``reduction='none'``) define PAA's scoring function; ``loss_centerness`` is not
-        used.
+        ``covariance_type``, ...).  ``loss_bbox`` (GIoU Loss, ``reduction='none'``) is both
+        the box loss and the localisation part of PAA's scoring function;
+        ``loss_centerness`` is used only with ``aux_head``.
     """
+
+    aux_loss_name = "loss_iou"
 
     def __init__(
         self,
         *args,
-        loss_rank: dict,
+        loss_rank: dict | None,
         box_weighting: str = "score",
         task_balance: str | float = "value",
         sb_initial: float = 50.0,
         gmm_reg_covar: float = 1e-5,
+        aux_head: bool = False,
+        loss_assign: dict | None = None,
         **kwargs,
     ) -> None:
-        if loss_rank is None:
-            raise ValueError("RankBasedPAAHead needs loss_rank (its classifier has no other loss)")
         super().__init__(*args, **kwargs)
         self.gmm_reg_covar = float(gmm_reg_covar)
-        self.init_ranking(loss_rank, box_weighting, task_balance, sb_initial)
+        self.loss_assign = MODELS.build(loss_assign) if loss_assign is not None else self.loss_cls
+        if not isinstance(self.loss_assign, FocalLoss):
+            raise ValueError("PAA scores its candidates with Focal Loss: give loss_assign=FocalLoss when loss_cls is another loss")
+        self.init_ranking(loss_rank, box_weighting, task_balance, sb_initial, aux_head=aux_head)
 
     # ------------------------------------------------------------------ training
-    def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> dict:
+    def loss_by_feat(self, cls_scores, bbox_preds, *args, **kwargs) -> dict:
+        """Losses of the batch; after ``cls_scores, bbox_preds`` mmdet passes the IoU
+        predictions (with ``aux_head``), ``batch_gt_instances``, ``batch_img_metas`` and
+        ``batch_gt_instances_ignore``."""
+        iou_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore = self.split_loss_inputs(args, kwargs)
         featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
         anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
         labels, label_weights, bbox_targets, bbox_weights, pos_inds, pos_gt_inds = self.get_targets(
@@ -115,9 +136,27 @@ class RankBasedPAAHead(RankingATSSHeadMixin, PAAHead):
                 self.paa_reassign, pos_scores, labels, label_weights, bbox_weights, pos_inds, pos_gt_inds, anchor_list
             )
         anchors = torch.cat([torch.cat(per_image) for per_image in anchor_list])
+        aux_logits = torch.cat([x.reshape(-1) for x in levels_to_images(iou_preds)]) if self.aux_head else None
         return self.ranking_losses(
-            torch.cat(logits), torch.cat(labels), torch.cat(label_weights), anchors, torch.cat(deltas), torch.cat(bbox_targets)
+            torch.cat(logits), torch.cat(labels), torch.cat(label_weights), anchors, torch.cat(deltas), torch.cat(bbox_targets), aux_logits
         )
+
+    def get_pos_loss(self, anchors, cls_score, bbox_pred, label, label_weight, bbox_target, bbox_weight, pos_inds) -> tuple:
+        """PAA's score of each candidate: Focal Loss (``loss_assign``) + GIoU Loss of its prediction."""
+        if pos_inds.numel() == 0:
+            return (cls_score.new_zeros(0),)
+        pos_anchors = torch.cat(anchors)[pos_inds]
+        pred_boxes = self.bbox_coder.decode(pos_anchors, bbox_pred[pos_inds])
+        loss_cls = self.loss_assign(
+            cls_score[pos_inds], label[pos_inds], label_weight[pos_inds], avg_factor=1.0, reduction_override="none"
+        ).sum(-1)
+        loss_bbox = self.loss_bbox(pred_boxes, bbox_target[pos_inds], bbox_weight[pos_inds], avg_factor=1.0, reduction_override="none")
+        return (loss_cls + loss_bbox,)
+
+    def aux_loss(self, aux_logits, pos_anchors, gt_boxes, ious):
+        """mmdet PAA's IoU loss: BCE to the IoU of the predicted box, averaged by the IoU sum."""
+        targets = ious.clamp(min=EPS)
+        return self.loss_centerness(aux_logits, targets, avg_factor=max(float(targets.sum()), EPS))
 
     def paa_reassign(self, pos_losses, label, label_weight, bbox_weight, pos_inds, pos_gt_inds, anchors) -> tuple:
         """PAA's split of one image's candidates into positives and negatives.
@@ -185,11 +224,15 @@ class RankBasedPAAHead(RankingATSSHeadMixin, PAAHead):
 
     # ------------------------------------------------------------------ testing
     def _predict_by_feat_single(self, cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, img_meta, cfg=None, rescale=False, with_nms=True) -> InstanceData:
-        """Boxes of one image scored by the class probabilities alone (no IoU branch).
+        """Boxes of one image scored by the class probabilities alone (without the IoU branch).
 
         As the official test code: the ``nms_pre`` best anchors of each level by max class
         probability, class-wise NMS, then PAA's score voting on the same scores.
         """
+        if self.aux_head:  # mmdet's PAA: sqrt(class probability x predicted IoU)
+            return super()._predict_by_feat_single(
+                cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, img_meta, cfg, rescale, with_nms
+            )
         cfg = self.test_cfg if cfg is None else cfg
         nms_pre = cfg.get("nms_pre", -1)
         mlvl_bboxes, mlvl_scores = [], []

@@ -6,8 +6,9 @@
 * :func:`ranking_based_weights`: aLRP's ranking-based importance (RS paper Eq. A.35);
 * :func:`balanced`, :func:`magnitude_balanced`: value-based task balancing, lambda_t =
   L_cls / L_t (RS paper Sec. 5.3, Fig. 3c), magnitude-based balancing, or a fixed lambda;
-* :class:`RankingATSSHeadMixin`: the centerness-free ATSS-style head of RS-ATSS and
-  RS-PAA (network, ranking / score-based classification, balanced GIoU box loss).
+* :class:`RankingATSSHeadMixin`: the (by default auxiliary-branch-free) ATSS-style head of
+  RS-ATSS and RS-PAA (network, ranking / score-based classification, balanced GIoU box
+  loss).
 """
 from __future__ import annotations
 
@@ -107,8 +108,8 @@ def magnitude_balanced(loss: Tensor, cls_loss: Tensor, logits: Tensor, box_outpu
 
 
 class RankingATSSHeadMixin(SelfBalancedLocalisation):
-    """ATSS-style head (``ATSSHead`` or ``PAAHead``) without its auxiliary branch, its
-    classifier trained by ``loss_rank`` (or a score-based ``loss_cls``) on all logits.
+    """ATSS-style head (``ATSSHead`` or ``PAAHead``), its classifier trained by ``loss_rank``
+    (or a score-based ``loss_cls``) on all logits.
 
     The box loss is GIoU per positive, weighted by the instance-level importance of RS
     paper Eq. A.32 / Table A.11 (``box_weighting``: ``'score'`` the max class score,
@@ -117,15 +118,29 @@ class RankingATSSHeadMixin(SelfBalancedLocalisation):
     Table A.13, None for aLRP's default), ``'none'`` uniform; all detached), then
     balanced (``task_balance``: ``'value'``, ``'magnitude'`` or a constant lambda).  With
     aLRP Loss it is aLRP's localisation component times the self-balancing weight instead.
+
+    The auxiliary branch (ATSS's centerness, PAA's IoU prediction) is removed unless
+    ``aux_head`` (the "Aux. head" rows of RS paper Table 2): then it is trained as in
+    mmdet (``loss_centerness``, unbalanced) and scales the scores at test time, and the
+    head's :meth:`aux_loss` gives its loss, named :attr:`aux_loss_name`.
     """
 
     BOX_WEIGHTINGS = ("score", "iou", "centerness", "ranking", "none")
     TASK_BALANCES = ("value", "magnitude")
+    aux_loss_name = "loss_aux"
 
     def init_ranking(
-        self, loss_rank: dict | None, box_weighting: str, task_balance, sb_initial: float, ranking_delta: float | None = None
+        self,
+        loss_rank: dict | None,
+        box_weighting: str,
+        task_balance,
+        sb_initial: float,
+        ranking_delta: float | None = None,
+        aux_head: bool = False,
     ) -> None:
-        del self.loss_centerness
+        self.aux_head = bool(aux_head)
+        if not self.aux_head:
+            del self.loss_centerness, self.atss_centerness  # ATSS's centerness / PAA's IoU branch
         self.ranking_delta = ranking_delta
         check_weighting(box_weighting, task_balance, self.BOX_WEIGHTINGS, self.TASK_BALANCES)
         self.box_weighting = box_weighting
@@ -134,25 +149,49 @@ class RankingATSSHeadMixin(SelfBalancedLocalisation):
         alrp = self.loss_rank is not None and self.loss_rank.needs_loc_errors
         self.init_self_balancing(sb_initial if alrp else None)
 
-    def _init_layers(self) -> None:
-        super()._init_layers()
-        del self.atss_centerness  # ATSS's centerness / PAA's IoU branch
-
-    def forward_single(self, x: Tensor, scale) -> tuple[Tensor, Tensor]:
+    def forward_single(self, x: Tensor, scale) -> tuple[Tensor, ...]:
         cls_feat = x
         reg_feat = x
         for cls_conv in self.cls_convs:
             cls_feat = cls_conv(cls_feat)
         for reg_conv in self.reg_convs:
             reg_feat = reg_conv(reg_feat)
-        return self.atss_cls(cls_feat), scale(self.atss_reg(reg_feat)).float()
+        outputs = (self.atss_cls(cls_feat), scale(self.atss_reg(reg_feat)).float())
+        return outputs + (self.atss_centerness(reg_feat),) if self.aux_head else outputs
 
-    def ranking_losses(self, logits, labels, label_weights, anchors, deltas, bbox_targets) -> dict:
-        """Classification loss on ``logits`` (M x C) and the balanced box loss of the positives.
+    def split_loss_inputs(self, args: tuple, kwargs: dict) -> tuple:
+        """``(aux_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore)`` from
+        what mmdet passes after ``cls_scores, bbox_preds`` (the aux predictions come first
+        when the head has the auxiliary branch; None otherwise)."""
+        args = list(args)
+        aux_preds = args.pop(0) if self.aux_head else None
+        names = ("batch_gt_instances", "batch_img_metas", "batch_gt_instances_ignore")
+        values = {**dict(zip(names, args)), **kwargs}
+        return aux_preds, values["batch_gt_instances"], values["batch_img_metas"], values.get("batch_gt_instances_ignore")
+
+    def ranking_losses(self, logits, labels, label_weights, anchors, deltas, bbox_targets, aux_logits=None) -> dict:
+        """Classification loss on ``logits`` (M x C), the balanced box loss of the positives
+        and, with the auxiliary branch, its loss on ``aux_logits`` (M,).
 
         ``bbox_targets`` are gt boxes (ATSS and PAA regress decoded boxes).
         """
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
+        losses = self._task_losses(logits, labels, label_weights, pos, anchors, deltas, bbox_targets)
+        if self.aux_head:
+            if pos.numel() == 0:
+                losses[self.aux_loss_name] = aux_logits.sum() * 0
+            else:
+                with torch.no_grad():
+                    pred_boxes = self.bbox_coder.decode(anchors[pos], deltas[pos])
+                    ious = bbox_overlaps(pred_boxes, bbox_targets[pos], is_aligned=True)
+                losses[self.aux_loss_name] = self.aux_loss(aux_logits[pos], anchors[pos], bbox_targets[pos], ious)
+        return losses
+
+    def aux_loss(self, aux_logits: Tensor, pos_anchors: Tensor, gt_boxes: Tensor, ious: Tensor) -> Tensor:
+        """The auxiliary branch's loss on the positives (defined by the head)."""
+        raise NotImplementedError
+
+    def _task_losses(self, logits, labels, label_weights, pos, anchors, deltas, bbox_targets) -> dict:
         if pos.numel() == 0:
             return {**self._classification(logits, labels, label_weights, pos, None, None), "loss_bbox": deltas.sum() * 0}
         pred_boxes = self.bbox_coder.decode(anchors[pos], deltas[pos])
