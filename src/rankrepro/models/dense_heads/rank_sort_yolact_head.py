@@ -14,10 +14,10 @@ After the official ``RankSortYOLACTHead`` / ``RankSortYOLACTProtonet`` / ``RankS
   ``'dice'`` (the Dice coefficient of the positive's detached, cropped mask prediction,
   defined as in the mask loss below) and ``'iou_dice'`` ((IoU + Dice) / 2).  The mask
   labels exist only after the protonet has run, so with them the box head defers its
-  losses: :class:`~rankrepro.models.detectors.RankSortYOLACT` (the detector) hands the protonet the box head's
-  :meth:`RankSortYOLACTHead.ranking_losses`, which the protonet calls with the
-  positives' Dice coefficients before it balances its own loss by the RS Loss value
-  (the official detector computes the RS Loss outside the box head in the same way);
+  losses: the detector :class:`~rankrepro.models.detectors.RankSortYOLACT` hands the
+  protonet the box head's :meth:`RankSortYOLACTHead.ranking_losses`, which the protonet
+  calls with the positives' Dice coefficients before it balances its own loss by the RS
+  Loss value (the official detector, too, computes the RS Loss outside the box head);
 * box regression: GIoU Loss of the decoded boxes, each positive weighted by its
   classification score (max sigmoid over classes, detached), normalised by the sum of
   the weights; value-based balancing: times lambda_box = L_RS / L_box (detached);
