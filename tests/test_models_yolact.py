@@ -17,9 +17,9 @@ from rankrepro.models.dense_heads.rank_sort_yolact_head import (  # noqa: E402
 )
 
 register_all_modules()
-RS_CONFIG = "configs/yolact/rs_yolact_r50_1xb8-55e_coco.py"
+RS_CONFIG = "configs/yolact/rs_yolact_r50_4xb8-55e_coco.py"
 BASELINE_CONFIG = "configs/yolact/yolact_r50_1xb8-55e_coco.py"
-LABEL_CONFIG = "configs/yolact/rs_yolact_{}_labels_r50_1xb8-55e_coco.py"  # RS paper Table A.16
+LABEL_CONFIG = "configs/yolact/rs_yolact_{}_labels_r50_4xb8-55e_coco.py"  # RS paper Table A.16
 
 
 @pytest.fixture(scope="module")
