@@ -50,5 +50,6 @@ def random_batch(model, num_items, seed=0, with_mask=False, image_shapes=None, t
 
 
 def total_loss(losses):
-    """The sum of the ``loss*`` terms of a loss dict (a list-valued term counts its sum)."""
-    return sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if "loss" in k)
+    """The loss mmengine trains on (``BaseModel.parse_losses``): the sum over the ``loss*``
+    terms of their means (a list-valued term counts the sum of its items' means)."""
+    return sum(v.mean() if torch.is_tensor(v) else sum(x.mean() for x in v) for k, v in losses.items() if "loss" in k)

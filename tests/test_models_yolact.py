@@ -20,6 +20,7 @@ register_all_modules()
 RS_CONFIG = "configs/yolact/rs_yolact_r50_4xb8-55e_coco.py"
 BASELINE_CONFIG = "configs/yolact/yolact_r50_1xb8-55e_coco.py"
 LABEL_CONFIG = "configs/yolact/rs_yolact_{}_labels_r50_4xb8-55e_coco.py"  # RS paper Table A.16
+ABLATION_CONFIG = "configs/yolact/yolact_{}_r50_1xb8-55e_coco.py"  # RS paper Table 6
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,9 @@ def test_invalid_options_are_rejected():
 
 def test_paper_scale_configs_build():
     label_configs = [(LABEL_CONFIG.format(label), "RankSortYOLACTHead", label) for label in ("binary", "dice", "iou_dice")]
-    for path, head_type, label in [(RS_CONFIG, "RankSortYOLACTHead", "iou"), (BASELINE_CONFIG, "YOLACTHead", None)] + label_configs:
+    ablations = [(ABLATION_CONFIG.format(name), "YOLACTHead", None) for name in ("no_ohem", "no_size_norm", "no_semantic_head", "no_heuristics")]
+    configs = [(RS_CONFIG, "RankSortYOLACTHead", "iou"), (BASELINE_CONFIG, "YOLACTHead", None)] + label_configs + ablations
+    for path, head_type, label in configs:
         cfg = Config.fromfile(path)
         for module in cfg.custom_imports.imports:
             __import__(module)
@@ -296,3 +299,55 @@ def test_dice_labels_need_their_detector_and_every_mask(tmp_path):
         head.ranking_losses()
     with pytest.raises(RuntimeError, match="loss_by_feat"):
         head.ranking_losses()  # used up
+
+
+
+@pytest.mark.parametrize("name", ["no_ohem", "no_size_norm", "no_semantic_head", "no_heuristics"])
+def test_table6_ablations_train(name, tmp_path):
+    model = build_smoke_model(ABLATION_CONFIG.format(name), tmp_path)
+    model.zero_grad()
+    data = random_batch(model, [3, 2], with_mask=True)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    with_segm = name in ("no_ohem", "no_size_norm")
+    assert set(losses) == {"loss_cls", "loss_bbox", "loss_mask"} | ({"loss_segm"} if with_segm else set())
+    assert model.bbox_head.use_ohem == (name not in ("no_ohem", "no_heuristics"))
+    assert (model.mask_head.segm_branch is not None) == with_segm
+    total = total_loss(losses)
+    assert torch.isfinite(total) and total.item() > 0
+    total.backward()
+    for layer in (model.bbox_head.conv_cls, model.bbox_head.conv_coeff, model.mask_head.protonet[0]):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0, f"no gradient reaches {layer}"
+
+
+def _mask_losses(model, data):
+    x = model.extract_feat(data["inputs"])
+    model.bbox_head.loss(x, data["data_samples"])
+    infos = model.bbox_head.get_positive_infos()
+    losses = model.mask_head.loss(x, data["data_samples"], positive_infos=infos)
+    return {k: torch.stack(v).sum() for k, v in losses.items()}
+
+
+def test_ablation_protonet_is_mmdet_protonet_with_a_size_switch(tmp_path):
+    baseline = build_smoke_model(BASELINE_CONFIG, tmp_path)
+    ablated = build_smoke_model(ABLATION_CONFIG.format("no_size_norm"), tmp_path)
+    ablated.load_state_dict(baseline.state_dict())
+    for model in (baseline, ablated):
+        model.mask_head.max_masks_to_train = 10**6  # no random subset
+    data = random_batch(baseline, [3, 2], seed=5, with_mask=True)
+    reference = _mask_losses(baseline, data)
+    ablated.mask_head.size_normalisation = True  # then it is mmdet's YOLACTProtonet
+    same = _mask_losses(ablated, data)
+    for key in ("loss_mask", "loss_segm"):
+        torch.testing.assert_close(same[key], reference[key], rtol=1e-6, atol=1e-7)
+    ablated.mask_head.size_normalisation = False
+    plain = _mask_losses(ablated, data)
+    # boxes smaller than the image: the normalisation divides by areas < 1, so it only enlarges
+    assert 0 < plain["loss_mask"].item() < reference["loss_mask"].item()
+    torch.testing.assert_close(plain["loss_segm"], reference["loss_segm"])
+    # every gt box the whole image: nothing to normalise, both agree
+    for sample in data["data_samples"]:
+        sample.gt_instances.bboxes[:] = torch.tensor([0.0, 0.0, 128.0, 128.0])
+    ablated.mask_head.size_normalisation = True
+    whole = _mask_losses(ablated, data)
+    ablated.mask_head.size_normalisation = False
+    torch.testing.assert_close(_mask_losses(ablated, data)["loss_mask"], whole["loss_mask"], rtol=1e-6, atol=1e-7)

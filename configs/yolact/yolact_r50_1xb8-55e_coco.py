@@ -3,11 +3,11 @@
 # steps at 20/42/49/52, lr 1e-3, 8 images per batch on 1 GPU), with the oLRP evaluator
 # for bbox and segm.
 # Feeds: RS paper Table 6, first row ("YOLACT [1]" with OHEM, size-based norm. and
-# sem. segm. head).  The other YOLACT rows of Table 6 (heuristics removed one at a time)
-# have no config here.
+# sem. segm. head).  The other YOLACT rows of Table 6 (heuristics removed one at a time):
+# yolact_no_{ohem,size_norm,semantic_head,heuristics}_*.
 _base_ = 'mmdet::yolact/yolact_r50_1xb8-55e_coco.py'
 custom_imports = dict(
-    imports=['rankrepro.models.dense_heads.rank_sort_yolact_head', 'rankrepro.models', 'rankrepro.evaluation.metrics'],
+    imports=['rankrepro.models', 'rankrepro.evaluation.metrics'],
     allow_failed_imports=False,
 )
 val_evaluator = dict(type='CocoOLRPMetric', metric=['bbox', 'segm'])

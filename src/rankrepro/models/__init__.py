@@ -11,6 +11,7 @@ from .dense_heads import (
     RankSortSOLOV2Head,
     RankSortYOLACTHead,
     RankSortYOLACTProtonet,
+    YOLACTAblationProtonet,
 )
 from .detectors import RankSortYOLACT
 from .self_balancing import ALRPSelfBalancingHook
@@ -24,4 +25,5 @@ __all__ = [
     "RankSortYOLACT",
     "RankSortYOLACTHead",
     "RankSortYOLACTProtonet",
+    "YOLACTAblationProtonet",
 ]

@@ -3,6 +3,7 @@ from .rank_based_paa_head import RankBasedPAAHead
 from .rank_sort_solov2_head import RankSortSOLOV2Head
 from .rank_sort_yolact_head import RankSortYOLACTHead, RankSortYOLACTProtonet
 from .ranking_retina_head import RankingRetinaHead
+from .yolact_ablation_protonet import YOLACTAblationProtonet
 
 __all__ = [
     "RankBasedATSSHead",
@@ -11,4 +12,5 @@ __all__ = [
     "RankSortYOLACTHead",
     "RankSortYOLACTProtonet",
     "RankingRetinaHead",
+    "YOLACTAblationProtonet",
 ]
