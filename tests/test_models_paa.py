@@ -96,6 +96,30 @@ def test_paa_split_matches_mmdet_paa_head(tmp_path):
     assert 0 < kept < candidates  # PAA keeps some candidates and turns the others into negatives
 
 
+def test_paa_scoring_matches_mmdet_paa_head(tmp_path):
+    """PAA's candidate score (Focal + GIoU of the current prediction) is mmdet's ``get_pos_loss``."""
+    from mmdet.models.utils import levels_to_images
+
+    model = build_smoke_model(_config_path("rs"), tmp_path)
+    head = model.bbox_head
+    data = random_batch(model, [4, 3], seed=6)
+    with torch.no_grad():
+        cls_scores, bbox_preds = head(model.extract_feat(data["inputs"]))
+        metas = [s.metainfo for s in data["data_samples"]]
+        anchors, valid = head.get_anchors([c.shape[-2:] for c in cls_scores], metas, device="cpu")
+        targets = head.get_targets(anchors, valid, [s.gt_instances for s in data["data_samples"]], metas)
+        logits = levels_to_images(cls_scores)
+        deltas = levels_to_images(bbox_preds)
+        checked = 0
+        for idx in range(len(metas)):
+            args = (anchors[idx], logits[idx].reshape(-1, head.cls_out_channels), deltas[idx].reshape(-1, 4))
+            args += tuple(t[idx] for t in targets[:5])
+            (ours,), (reference,) = head.get_pos_loss(*args), PAAHead.get_pos_loss(head, *args)
+            torch.testing.assert_close(ours, reference)
+            checked += ours.numel()
+    assert checked > 0
+
+
 def test_prediction_without_iou_branch(tmp_path):
     """Test time: class probabilities alone, NMS and score voting; no score factors."""
     model = build_smoke_model(_config_path("rs"), tmp_path)
