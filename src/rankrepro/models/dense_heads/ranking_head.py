@@ -176,28 +176,26 @@ class RankingATSSHeadMixin(SelfBalancedLocalisation):
         ``bbox_targets`` are gt boxes (ATSS and PAA regress decoded boxes).
         """
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
-        losses = self._task_losses(logits, labels, label_weights, pos, anchors, deltas, bbox_targets)
-        if self.aux_head:
-            if pos.numel() == 0:
+        if pos.numel() == 0:
+            losses = {**self._classification(logits, labels, label_weights, pos, None, None), "loss_bbox": deltas.sum() * 0}
+            if self.aux_head:
                 losses[self.aux_loss_name] = aux_logits.sum() * 0
-            else:
-                with torch.no_grad():
-                    pred_boxes = self.bbox_coder.decode(anchors[pos], deltas[pos])
-                    ious = bbox_overlaps(pred_boxes, bbox_targets[pos], is_aligned=True)
-                losses[self.aux_loss_name] = self.aux_loss(aux_logits[pos], anchors[pos], bbox_targets[pos], ious)
+            return losses
+        pred_boxes = self.bbox_coder.decode(anchors[pos], deltas[pos])
+        gt_boxes = bbox_targets[pos]
+        ious = bbox_overlaps(pred_boxes.detach(), gt_boxes, is_aligned=True)
+        losses = self._task_losses(logits, labels, label_weights, pos, anchors, deltas, pred_boxes, gt_boxes, ious)
+        if self.aux_head:
+            losses[self.aux_loss_name] = self.aux_loss(aux_logits[pos], anchors[pos], gt_boxes, ious)
         return losses
 
     def aux_loss(self, aux_logits: Tensor, pos_anchors: Tensor, gt_boxes: Tensor, ious: Tensor) -> Tensor:
         """The auxiliary branch's loss on the positives (defined by the head)."""
         raise NotImplementedError
 
-    def _task_losses(self, logits, labels, label_weights, pos, anchors, deltas, bbox_targets) -> dict:
-        if pos.numel() == 0:
-            return {**self._classification(logits, labels, label_weights, pos, None, None), "loss_bbox": deltas.sum() * 0}
-        pred_boxes = self.bbox_coder.decode(anchors[pos], deltas[pos])
-        gt_boxes = bbox_targets[pos]
+    def _task_losses(self, logits, labels, label_weights, pos, anchors, deltas, pred_boxes, gt_boxes, ious) -> dict:
+        """Classification and balanced box losses of a batch with positives (``ious`` detached)."""
         giou = self.loss_bbox(pred_boxes, gt_boxes, reduction_override="none")
-        ious = bbox_overlaps(pred_boxes.detach(), gt_boxes, is_aligned=True)
         terms = self._classification(logits, labels, label_weights, pos, ious, giou)
         if self.sb_initial is not None:  # aLRP: its own localisation loss, self-balanced
             return {**terms, "loss_bbox": self.self_balance(terms["loss_cls"], terms.pop("loss_bbox"))}
