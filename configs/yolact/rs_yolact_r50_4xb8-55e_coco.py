@@ -8,11 +8,9 @@
 # Feeds: RS paper Table 6, last row ("RS-YOLACT"), Table A.16 ("IoU" row), RS README
 # model zoo "RS-YOLACT".  Table A.16's other rows: rs_yolact_{binary,dice,iou_dice}_labels_*.
 # Official: RankSortLoss configs/ranksort_loss/ranksort_yolact_r50_55e_coco.py.
-_base_ = 'mmdet::yolact/yolact_r50_1xb8-55e_coco.py'
-custom_imports = dict(
-    imports=['rankrepro.models', 'rankrepro.evaluation.metrics'],
-    allow_failed_imports=False,
-)
+# The project's YOLACT baseline (mmdet's YOLACT with the oLRP evaluator and the smoke settings
+# of YOLACT at 128 px); the heads, schedule and batch below replace its own.
+_base_ = './yolact_r50_1xb8-55e_coco.py'
 input_size = 550
 max_epochs = 55
 model = dict(
@@ -64,18 +62,3 @@ train_dataloader = dict(batch_size=8)
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)  # the official evaluates every 5 epochs
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5))
 auto_scale_lr = dict(enable=False, base_batch_size=32)
-val_evaluator = dict(type='CocoOLRPMetric', metric=['bbox', 'segm'])
-test_evaluator = val_evaluator
-# smoke variant (128x128 images): prototype widths follow the 64-channel smoke neck, and the
-# anchor strides / centres follow YOLACT's rule (input size / feature-map size) for 128 px
-# inputs (feature maps 16, 8, 4, 2, 1) instead of 550 px ones (69, 35, 18, 9, 5).
-smoke_overrides = dict(
-    model=dict(
-        bbox_head=dict(
-            anchor_generator=dict(
-                strides=[128.0 / x for x in [16, 8, 4, 2, 1]], centers=[(128 * 0.5 / x, 128 * 0.5 / x) for x in [16, 8, 4, 2, 1]]
-            )
-        ),
-        mask_head=dict(proto_channels=(64, 64, 64, None, 64, 32)),
-    )
-)
