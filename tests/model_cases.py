@@ -1,5 +1,8 @@
-"""Shared helpers of the model tests: smoke models, random batches, summed losses."""
+"""Shared helpers of the model tests: config paths, smoke models, random batches, summed
+losses, gradient checks and recorded calls."""
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 from mmdet.registry import MODELS
@@ -8,6 +11,13 @@ from mmengine.config import Config
 
 from rankrepro.data.synthetic import CLASSES
 from rankrepro.smoke import smoke_config
+
+
+def config_path(family: str, name: str) -> str:
+    """``configs/<family>/<name>_<family>_r50_fpn_1x_coco.py``; names starting with ``fl_``
+    are whole stems (``fl_atss_no_centerness``)."""
+    stem = name if name.startswith("fl_") else f"{name}_{family}"
+    return f"configs/{family}/{stem}_r50_fpn_1x_coco.py"
 
 
 def _head_key(model_cfg):
@@ -53,3 +63,30 @@ def total_loss(losses):
     """The loss mmengine trains on (``BaseModel.parse_losses``): the sum over the ``loss*``
     terms of their means (a list-valued term counts the sum of its items' means)."""
     return sum(v.mean() if torch.is_tensor(v) else sum(x.mean() for x in v) for k, v in losses.items() if "loss" in k)
+
+
+def assert_gradients_reach(*layers, context: str = "") -> None:
+    """Each layer's weight has a finite, not all-zero gradient after ``backward``."""
+    for layer in layers:
+        grad = layer.weight.grad
+        assert grad is not None and torch.isfinite(grad).all(), f"{context}no finite gradient at {layer}"
+        assert grad.abs().sum() > 0, f"{context}no gradient reaches {layer}"
+
+
+@contextmanager
+def recorded_calls(obj, name: str):
+    """Inside the block, every call of ``obj.<name>`` is recorded as ``(args, result)`` in the
+    yielded list (the method works as before); the original is restored afterwards."""
+    method = getattr(obj, name)
+    calls = []
+
+    def recorder(*args):
+        result = method(*args)
+        calls.append((args, result))
+        return result
+
+    setattr(obj, name, recorder)
+    try:
+        yield calls
+    finally:
+        delattr(obj, name)

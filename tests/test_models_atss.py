@@ -8,7 +8,7 @@ pytest.importorskip("mmdet")
 from mmengine.config import Config  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from model_cases import build_smoke_model, random_batch, total_loss  # noqa: E402
+from model_cases import assert_gradients_reach, build_smoke_model, config_path, random_batch, recorded_calls, total_loss  # noqa: E402
 
 import rankrepro.models  # noqa: E402,F401
 from rankrepro.smoke import smoke_config  # noqa: E402
@@ -18,8 +18,7 @@ ATSS_CONFIGS = ["rs", "brs", "ap", "bap", "alrp", "fl_atss_no_centerness", "qfl"
 
 
 def _config_path(name):
-    stem = name if name.startswith("fl_") else f"{name}_atss"
-    return f"configs/atss/{stem}_r50_fpn_1x_coco.py"
+    return config_path("atss", name)
 
 
 @pytest.mark.parametrize("name", ATSS_CONFIGS)
@@ -32,9 +31,7 @@ def test_forward_backward_reaches_classifier_and_box_branch(name, tmp_path):
     assert torch.isfinite(total) and total.item() > 0
     total.backward()
     head = model.bbox_head
-    for layer in (head.atss_cls, head.atss_reg):
-        assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
-        assert layer.weight.grad.abs().sum() > 0, f"{name}: no gradient reaches {layer}"
+    assert_gradients_reach(head.atss_cls, head.atss_reg, context=f"{name}: ")
     assert not hasattr(head, "atss_centerness")
 
 
@@ -120,25 +117,16 @@ def test_smoke_maps_resnext_to_resnet18_and_rejects_other_backbones(tmp_path):
 def test_instance_level_box_weightings(weighting, tmp_path):
     """Table A.11: the GIoU Loss is the mean weighted by score, IoU or centerness (or plain)."""
     model = build_smoke_model(_config_path("rs"), tmp_path, box_weighting=weighting, task_balance=1.0)
-    head = model.bbox_head
-    captured = {}
-    original = head._box_weights
-
-    def spy(pos_logits, ious, pos_anchors, gt_boxes):
-        captured["weights"] = original(pos_logits, ious, pos_anchors, gt_boxes)
-        captured["ious"] = ious
-        return captured["weights"]
-
-    head._box_weights = spy
     data = random_batch(model, [4, 3])
-    losses = model.loss(data["inputs"], data["data_samples"])
-    weights = captured["weights"]
+    with recorded_calls(model.bbox_head, "_box_weights") as calls:
+        losses = model.loss(data["inputs"], data["data_samples"])
+    (_, ious, _, _), weights = calls[0]
     if weighting == "none":
         assert weights is None
     else:
         assert weights.requires_grad is False and (weights >= 0).all() and (weights <= 1).all()
         if weighting == "iou":
-            torch.testing.assert_close(weights, captured["ious"])
+            torch.testing.assert_close(weights, ious)
     assert torch.isfinite(losses["loss_bbox"]) and losses["loss_bbox"].item() > 0
 
 
@@ -168,7 +156,7 @@ def test_magnitude_based_task_balancing(tmp_path):
     losses = model.loss(data["inputs"], data["data_samples"])
     assert torch.isfinite(losses["loss_bbox"]) and losses["loss_bbox"].item() > 0
     total_loss(losses).backward()
-    assert model.bbox_head.atss_reg.weight.grad.abs().sum() > 0
+    assert_gradients_reach(model.bbox_head.atss_reg)
 
 
 def test_ranking_based_weights_hand_computed():
@@ -189,4 +177,4 @@ def test_ranking_based_box_weighting_trains(ranking_delta, tmp_path):
     losses = model.loss(data["inputs"], data["data_samples"])
     assert torch.isfinite(losses["loss_bbox"]) and losses["loss_bbox"].item() > 0
     total_loss(losses).backward()
-    assert model.bbox_head.atss_reg.weight.grad.abs().sum() > 0
+    assert_gradients_reach(model.bbox_head.atss_reg)

@@ -10,7 +10,7 @@ from mmengine.config import Config  # noqa: E402
 from mmdet.models.dense_heads import PAAHead  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from model_cases import build_smoke_model, random_batch, total_loss  # noqa: E402
+from model_cases import assert_gradients_reach, build_smoke_model, config_path, random_batch, total_loss  # noqa: E402
 
 import rankrepro.models  # noqa: E402,F401
 import rankrepro.models.dense_heads.rank_based_paa_head  # noqa: E402,F401  (registers RankBasedPAAHead)
@@ -21,8 +21,7 @@ PAA_CONFIGS = ["rs", "brs", "ap", "bap", "alrp"]
 
 
 def _config_path(name):
-    stem = name if name.startswith("fl_") else f"{name}_paa"
-    return f"configs/paa/{stem}_r50_fpn_1x_coco.py"
+    return config_path("paa", name)
 
 
 @pytest.mark.parametrize("name", PAA_CONFIGS)
@@ -36,9 +35,7 @@ def test_forward_backward_reaches_classifier_and_box_branch(name, tmp_path):
     assert total.item() > 0
     total.backward()
     head = model.bbox_head
-    for layer in (head.atss_cls, head.atss_reg):
-        assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
-        assert layer.weight.grad.abs().sum() > 0, f"{name}: no gradient reaches {layer}"
+    assert_gradients_reach(head.atss_cls, head.atss_reg, context=f"{name}: ")
     assert not hasattr(head, "atss_centerness") and not hasattr(head, "loss_centerness")
 
 

@@ -6,7 +6,7 @@ pytest.importorskip("mmdet")
 from mmengine.config import Config  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from model_cases import build_smoke_model, random_batch, total_loss  # noqa: E402
+from model_cases import assert_gradients_reach, build_smoke_model, random_batch, recorded_calls, total_loss  # noqa: E402
 
 import rankrepro.models  # noqa: E402,F401
 import rankrepro.models.dense_heads.rank_sort_solov2_head  # noqa: E402,F401  (registers the head)
@@ -30,9 +30,7 @@ def test_forward_backward_reaches_category_and_mask_branches(path, tmp_path):
     assert total_loss(losses).item() > 0
     total_loss(losses).backward()
     head = model.mask_head
-    for layer in (head.conv_cls, head.conv_kernel, head.mask_feature_head.conv_pred.conv):
-        grad = layer.weight.grad
-        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, f"no gradient reaches {layer}"
+    assert_gradients_reach(head.conv_cls, head.conv_kernel, head.mask_feature_head.conv_pred.conv)
     assert not hasattr(head, "loss_cls")
 
 
@@ -75,7 +73,7 @@ def test_unweighted_mask_loss_matches_solov2(tmp_path):
 
 
 @pytest.mark.parametrize("shared_cells", [False, True])
-def test_positives_are_labelled_with_their_own_dice(shared_cells, tmp_path, monkeypatch):
+def test_positives_are_labelled_with_their_own_dice(shared_cells, tmp_path):
     """Each positive (cell, class) gets the Dice of the mask predicted by its own cell's kernel.
 
     The instances of a level are not in raster order here (the official code's label order
@@ -94,19 +92,12 @@ def test_positives_are_labelled_with_their_own_dice(shared_cells, tmp_path, monk
         copy.masks = type(copy.masks)(filled, *filled.shape[1:])
         data["data_samples"][0].gt_instances = gt.cat([gt, copy])
     head = model.mask_head
-    captured = {}
-    forward = head.loss_rank.forward
-
-    def spy(logits, targets):
-        captured["t"] = targets
-        return forward(logits, targets)
-
-    monkeypatch.setattr(head.loss_rank, "forward", spy)
-    with torch.no_grad():
+    with torch.no_grad(), recorded_calls(head.loss_rank, "forward") as calls:
         kernels, cls_preds, feats = head(model.extract_feat(data["inputs"]))
         gts = [s.gt_instances for s in data["data_samples"]]
         head.loss_by_feat(kernels, cls_preds, feats, gts, [s.metainfo for s in data["data_samples"]])
-    targets = captured["t"].reshape(-1, head.num_classes)
+    (_, targets), _ = calls[0]
+    targets = targets.reshape(-1, head.num_classes)
     expected = torch.zeros_like(targets)
     offset = 0
     for lvl, grid in enumerate(head.num_grids):

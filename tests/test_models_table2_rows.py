@@ -9,7 +9,7 @@ pytest.importorskip("sklearn")  # PAA's GMM
 from mmengine.config import Config  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from model_cases import build_smoke_model, random_batch, total_loss  # noqa: E402
+from model_cases import assert_gradients_reach, build_smoke_model, random_batch, recorded_calls, total_loss  # noqa: E402
 
 import rankrepro.models  # noqa: E402,F401
 from rankrepro.smoke import smoke_config  # noqa: E402
@@ -21,32 +21,18 @@ FL_PAA = "configs/paa/fl_paa_no_iou_head_r50_fpn_1x_coco.py"
 QFL_PAA = "configs/paa/qfl_paa_r50_fpn_1x_coco.py"
 
 
-def _spy(head, name):
-    """Record the arguments and result of ``head.<name>`` (an instance attribute shadowing the method)."""
-    calls = []
-    method = getattr(head, name)
-
-    def spy(*args):
-        calls.append((args, method(*args)))
-        return calls[-1][1]
-
-    setattr(head, name, spy)
-    return calls
-
-
 @pytest.mark.parametrize(("config", "aux_name"), [(AP_ATSS_AUX, "loss_centerness"), (AP_PAA_AUX, "loss_iou")])
 def test_aux_branch_is_trained(config, aux_name, tmp_path):
     model = build_smoke_model(config, tmp_path)
     head = model.bbox_head
-    calls = _spy(head, "aux_loss")
     data = random_batch(model, [3, 2])
-    losses = model.loss(data["inputs"], data["data_samples"])
+    with recorded_calls(head, "aux_loss") as calls:
+        losses = model.loss(data["inputs"], data["data_samples"])
     assert set(losses) == {"loss_ap", "loss_bbox", aux_name}
     total = total_loss(losses)
     assert torch.isfinite(total)
     total.backward()
-    for layer in (head.atss_cls, head.atss_reg, head.atss_centerness):
-        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0, f"no gradient reaches {layer}"
+    assert_gradients_reach(head.atss_cls, head.atss_reg, head.atss_centerness)
     # the loss is mmdet's: BCE of the aux logits of the positives to their targets
     (aux_logits, pos_anchors, gt_boxes, ious), loss = calls[0]
     if aux_name == "loss_centerness":  # centerness of the anchor centre in its gt box, mean over positives
@@ -93,8 +79,8 @@ def test_aux_branch_scales_the_test_scores(config, factor, tmp_path):
 
 
 def _ranking_inputs(model, data):
-    calls = _spy(model.bbox_head, "ranking_losses")
-    losses = model.loss(data["inputs"], data["data_samples"])
+    with recorded_calls(model.bbox_head, "ranking_losses") as calls:
+        losses = model.loss(data["inputs"], data["data_samples"])
     return calls[0][0], losses
 
 
@@ -117,7 +103,7 @@ def test_fl_and_qfl_paa_train_their_classifier_and_keep_paa_assignment(tmp_path)
     for model, losses in ((fl, fl_losses), (qfl, qfl_losses)):
         total_loss(losses).backward()
         head = model.bbox_head
-        assert head.atss_cls.weight.grad.abs().sum() > 0 and head.atss_reg.weight.grad.abs().sum() > 0
+        assert_gradients_reach(head.atss_cls, head.atss_reg)
         assert not hasattr(head, "atss_centerness")
 
 

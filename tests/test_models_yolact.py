@@ -7,7 +7,7 @@ from mmengine.config import Config  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures.bbox import bbox_overlaps  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from model_cases import build_smoke_model, random_batch, total_loss  # noqa: E402
+from model_cases import assert_gradients_reach, build_smoke_model, random_batch, recorded_calls, total_loss  # noqa: E402
 
 import rankrepro.models  # noqa: E402,F401
 from rankrepro.models.dense_heads.rank_sort_yolact_head import (  # noqa: E402
@@ -39,9 +39,7 @@ def test_forward_backward_reaches_classifier_box_and_mask_branches(rs_model):
     assert total.item() > 0
     total.backward()
     head, protonet = model.bbox_head, model.mask_head
-    for layer in (head.conv_cls, head.conv_reg, head.conv_coeff, protonet.protonet[0], protonet.protonet[-2]):
-        assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
-        assert layer.weight.grad.abs().sum() > 0, f"no gradient reaches {layer}"
+    assert_gradients_reach(head.conv_cls, head.conv_reg, head.conv_coeff, protonet.protonet[0], protonet.protonet[-2])
     assert protonet.segm_branch is None and not hasattr(head, "loss_cls")
     # value-based task balancing: both task losses take the value of the RS Loss
     rs = (losses["loss_rank"] + losses["loss_sort"]).item()
@@ -49,12 +47,14 @@ def test_forward_backward_reaches_classifier_box_and_mask_branches(rs_model):
     assert losses["loss_mask"].item() == pytest.approx(rs, rel=1e-5)
 
 
-def test_batch_without_ground_truth_trains(rs_model):
-    model = rs_model
+@pytest.mark.parametrize("labels", ["rs_model", "dice_model"])  # IoU labels; Dice labels (RankSortYOLACT)
+def test_batch_without_ground_truth_trains(labels, request):
+    model = request.getfixturevalue(labels)
     model.zero_grad()
     data = random_batch(model, [0, 0], with_mask=True)
     losses = model.loss(data["inputs"], data["data_samples"])
     total = total_loss(losses)
+    assert set(losses) == {"loss_rank", "loss_sort", "loss_bbox", "loss_mask"}
     assert torch.isfinite(total) and total.item() == 0.0
     total.backward()  # still connected to the graph
 
@@ -73,25 +73,17 @@ def test_iou_labels_and_score_weighted_losses(rs_model):
     """RS labels = IoU of detached predicted boxes; unbalanced box / mask losses as the official."""
     model = rs_model
     head, protonet = model.bbox_head, model.mask_head
-    captured = {}
-    rank_forward = head.loss_rank.forward
-
-    def spy(logits, targets):
-        captured["targets"] = targets.detach().clone()
-        return rank_forward(logits, targets)
-
-    head.loss_rank.forward = spy
     head.task_balance = protonet.task_balance = 1.0
     try:
         data = random_batch(model, [4, 3], seed=1, with_mask=True)
         x = model.extract_feat(data["inputs"])
-        losses = head.loss(x, data["data_samples"])
+        with recorded_calls(head.loss_rank, "forward") as calls:
+            losses = head.loss(x, data["data_samples"])
         infos = head.get_positive_infos()
         mask_losses = protonet.loss(x, data["data_samples"], positive_infos=infos)
     finally:
-        del head.loss_rank.forward
         head.task_balance = protonet.task_balance = "value"
-    targets = captured["targets"]
+    (_, targets), _ = calls[0]
     positive = targets > 0
     assert positive.any() and (targets >= -1).all() and (targets <= 1).all()
     assert (targets == -1).any()  # anchors between the IoU thresholds are ignored
@@ -209,8 +201,7 @@ def test_table_a16_labels_train_every_branch(label, dice_model):
     assert torch.isfinite(total) and total.item() > 0
     total.backward()
     head, protonet = model.bbox_head, model.mask_head
-    for layer in (head.conv_cls, head.conv_reg, head.conv_coeff, protonet.protonet[0]):
-        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0, f"no gradient reaches {layer}"
+    assert_gradients_reach(head.conv_cls, head.conv_reg, head.conv_coeff, protonet.protonet[0])
     rs = (losses["loss_rank"] + losses["loss_sort"]).item()
     assert losses["loss_bbox"].item() == pytest.approx(rs, rel=1e-5)
     assert losses["loss_mask"].item() == pytest.approx(rs, rel=1e-5)
@@ -221,27 +212,18 @@ def test_table_a16_labels_train_every_branch(label, dice_model):
 def _labels_of(model, label, data):
     """The positives' RS labels of ``label`` on ``data`` as (image, anchor) -> max over classes, and the Dice per positive."""
     head, protonet = model.bbox_head, model.mask_head
-    captured = {}
-    rank_forward, positive_dice = head.loss_rank.forward, protonet._positive_dice
-
-    def spy_rank(logits, targets):
-        captured["targets"] = targets.detach().clone()
-        return rank_forward(logits, targets)
-
-    def spy_dice(*args):
-        captured["dice"] = positive_dice(*args)[0].detach().clone()
-        return positive_dice(*args)
-
-    head.loss_rank.forward, protonet._positive_dice, head.label = spy_rank, spy_dice, label
+    head.label = label
     try:
-        model.loss(data["inputs"], data["data_samples"])
+        with recorded_calls(head.loss_rank, "forward") as ranked, recorded_calls(protonet, "_positive_dice") as scored:
+            model.loss(data["inputs"], data["data_samples"])
         infos = head.get_positive_infos()
     finally:
-        del head.loss_rank.forward, protonet._positive_dice
         head.label = "dice"
-    targets = captured["targets"].reshape(len(infos), -1, head.cls_out_channels)
+    (_, targets), _ = ranked[0]
+    targets = targets.reshape(len(infos), -1, head.cls_out_channels)
     per_positive = torch.cat([targets[idx][info.pos_inds].max(dim=1).values for idx, info in enumerate(infos)])
-    return per_positive, captured["dice"], targets
+    (_, (dice, _)) = scored[0]
+    return per_positive, dice.detach(), targets
 
 
 def test_table_a16_labels_follow_their_definitions(dice_model):
@@ -265,17 +247,6 @@ def test_table_a16_labels_follow_their_definitions(dice_model):
     for targets in (dice_targets, binary_targets):
         assert torch.equal(targets[~positive], iou_targets[~positive])
         assert (iou_targets[~positive] == -1).any() and (iou_targets[~positive] == 0).any()
-
-
-def test_dice_labels_without_ground_truth_train(dice_model):
-    model = dice_model
-    model.zero_grad()
-    data = random_batch(model, [0, 0], with_mask=True)
-    losses = model.loss(data["inputs"], data["data_samples"])
-    total = total_loss(losses)
-    assert set(losses) == {"loss_rank", "loss_sort", "loss_bbox", "loss_mask"}
-    assert torch.isfinite(total) and total.item() == 0.0
-    total.backward()
 
 
 def test_dice_labels_need_their_detector_and_every_mask(tmp_path):
@@ -315,8 +286,7 @@ def test_table6_ablations_train(name, tmp_path):
     total = total_loss(losses)
     assert torch.isfinite(total) and total.item() > 0
     total.backward()
-    for layer in (model.bbox_head.conv_cls, model.bbox_head.conv_coeff, model.mask_head.protonet[0]):
-        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0, f"no gradient reaches {layer}"
+    assert_gradients_reach(model.bbox_head.conv_cls, model.bbox_head.conv_coeff, model.mask_head.protonet[0])
 
 
 def _mask_losses(model, data):
