@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -25,16 +25,5 @@ def to_json_safe(value):
 
 def write_json_atomic(data: dict, path: str | Path) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(to_json_safe(data), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(to_json_safe(data), indent=2, allow_nan=False) + "\n"
+    write_atomic(path, text.encode("utf-8"))
