@@ -87,3 +87,33 @@ def test_lvis_metric(tmp_path):
     assert results["lvis/bbox_APf"] == pytest.approx(1.0)  # 'dog' (frequent): one perfect detection
     assert results["lvis/bbox_oLRP"] == pytest.approx(0.35)
     assert np.isnan(results["lvis/bbox_APc"])  # no common category
+
+
+def _tie_samples():
+    # one image: a TP (IoU 0.8 with the only GT) and an FP with the same score, TP first
+    boxes = torch.tensor([[0, 0, 10, 8], [60, 60, 70, 70]], dtype=torch.float32)
+    pred = {"bboxes": boxes, "scores": torch.tensor([0.5, 0.5]), "labels": torch.tensor([0, 0])}
+    return [{"img_id": 1, "ori_shape": (100, 100), "pred_instances": pred}]
+
+
+@pytest.mark.parametrize("metric_type", [CocoOLRPMetric, LVISOLRPMetric])
+def test_metrics_default_to_the_official_olrp(tmp_path, metric_type):
+    """The LRP-Error evaluator's rank minimum by default (TP of a tie first: 0.4), the
+    threshold minimum on request (the tie enters together: 0.7)."""
+    gt = box_gt({1: [(1, [0, 0, 10, 10])]})
+    prefix = "coco"
+    if metric_type is LVISOLRPMetric:
+        prefix = "lvis"
+        for cat, freq in zip(gt["categories"], "rf"):
+            cat["frequency"] = freq
+        gt["images"][0].update(neg_category_ids=[], not_exhaustive_category_ids=[])
+        for ann in gt["annotations"]:
+            x, y, w, h = ann["bbox"]
+            ann["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+    ann_file = str(write(tmp_path, "gt.json", gt))
+    official = _run(metric_type(ann_file=ann_file, metric="bbox"), _tie_samples())
+    assert official[f"{prefix}/bbox_oLRP"] == pytest.approx(0.4) and official[f"{prefix}/bbox_oLRP_FP"] == 0.0
+    threshold = _run(metric_type(ann_file=ann_file, metric="bbox", olrp_mode="threshold"), _tie_samples())
+    assert threshold[f"{prefix}/bbox_oLRP"] == pytest.approx(0.7) and threshold[f"{prefix}/bbox_oLRP_FP"] == 0.5
+    with pytest.raises(ValueError, match="'threshold' only"):
+        metric_type(ann_file=ann_file, metric="bbox", score_grid=0.01)

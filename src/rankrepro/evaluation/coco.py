@@ -8,7 +8,7 @@ import math
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from .lrp import TAU, class_olrp, mean_components
+from .lrp import TAU, check_olrp_options, class_olrp, mean_components
 from .matches import class_matches
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -21,6 +21,7 @@ def evaluate_coco(
     score_grid: float | None = None,
     img_ids: list | None = None,
     cat_ids: list | None = None,
+    olrp_mode: str = "official",
 ) -> dict:
     """AP keys of ``COCOeval.summarize()`` and oLRP (tau = 0.5) with components.
 
@@ -29,14 +30,17 @@ def evaluate_coco(
         detections: COCO results format (``image_id``, ``category_id``, ``score`` and
             ``bbox`` or ``segmentation``), already validated against ``coco_gt``.
         iou_type: ``bbox`` or ``segm``.
-        score_grid: see :func:`rankrepro.evaluation.lrp.class_olrp`.
+        score_grid: with ``olrp_mode='threshold'``, see :func:`rankrepro.evaluation.lrp.class_olrp`.
         img_ids, cat_ids: evaluate only these images / categories (default: all).
+        olrp_mode: 'official' (the LRP-Error evaluator's minimum over ranks) or 'threshold'
+            (see :mod:`rankrepro.evaluation.lrp`).
 
     Returns fractions in [0, 1]; an undefined value (e.g. APs without small objects,
     pycocotools' -1) is NaN.  ``per_class`` maps category names to AP, oLRP, its
     components, the LRP-optimal score threshold and TP/FP counts.  Without detections
     every class with ground truth has AP 0 and oLRP 1 (oLRP_FN 1, other components NaN).
     """
+    check_olrp_options(olrp_mode, score_grid)
     cat_ids = sorted(cat_ids if cat_ids is not None else coco_gt.getCatIds())
     if detections:
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and the table
@@ -49,7 +53,7 @@ def evaluate_coco(
             evaluator.summarize()
         stats = evaluator.stats[: len(AP_KEYS)]
         per_class_ap = class_ap(evaluator.eval["precision"][:, :, :, 0, -1], evaluator.params.catIds)
-        lrps = class_lrps(evaluator, score_grid)
+        lrps = class_lrps(evaluator, score_grid, olrp_mode)
     else:
         num_gt = _non_ignored_gt_counts(coco_gt, cat_ids, img_ids)
         stats = [0.0 if any(num_gt.values()) else math.nan] * len(AP_KEYS)
@@ -68,9 +72,12 @@ def class_ap(precision: np.ndarray, cat_ids) -> dict:
     return result
 
 
-def class_lrps(evaluator, score_grid: float | None) -> dict:
+def class_lrps(evaluator, score_grid: float | None, olrp_mode: str = "official") -> dict:
     """oLRP of every class from an evaluated COCOeval / LVISEval."""
-    return {c: class_olrp(m.scores, m.is_tp, m.ious, m.num_gt, TAU, score_grid) for c, m in class_matches(evaluator, TAU).items()}
+    return {
+        c: class_olrp(m.scores, m.is_tp, m.ious, m.num_gt, TAU, score_grid, olrp_mode, m.ignored)
+        for c, m in class_matches(evaluator, TAU).items()
+    }
 
 
 def without_detections(num_gt: dict) -> tuple[dict, dict]:
@@ -109,11 +116,14 @@ def per_class_table(categories: list[dict], per_class_ap: dict, lrps: dict) -> d
 
 
 def _non_ignored_gt_counts(coco_gt, cat_ids, img_ids=None) -> dict[int, int]:
+    """Ground truth per category as COCOeval counts it: ``_prepare`` sets
+    ``ignore = iscrowd`` (an annotation's own ``ignore`` field is overwritten), and the
+    area range 'all' is [0, 1e10]."""
     counts = {c: 0 for c in cat_ids}
     images = set(img_ids) if img_ids is not None else None
     for ann in coco_gt.dataset.get("annotations", []):
         if images is not None and ann["image_id"] not in images:
             continue
-        if not ann.get("iscrowd", 0) and not ann.get("ignore", 0) and ann["category_id"] in counts:
+        if not ann.get("iscrowd", 0) and 0 <= ann["area"] <= 1e10 and ann["category_id"] in counts:
             counts[ann["category_id"]] += 1
     return counts

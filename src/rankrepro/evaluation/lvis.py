@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .coco import assemble, class_ap, class_lrps, without_detections
+from .lrp import check_olrp_options
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 MAX_DETS = 300  # the official LVIS limit of detections per image
@@ -36,7 +37,12 @@ def _lvis_session():
 
 
 def evaluate_lvis(
-    lvis_gt, detections: list[dict], iou_type: str = "bbox", score_grid: float | None = None, img_ids: list | None = None
+    lvis_gt,
+    detections: list[dict],
+    iou_type: str = "bbox",
+    score_grid: float | None = None,
+    img_ids: list | None = None,
+    olrp_mode: str = "official",
 ) -> dict:
     """LVIS AP keys and oLRP with components, matching done by ``LVISEval``.
 
@@ -45,10 +51,12 @@ def evaluate_lvis(
     detections of categories neither verified present nor negative in an image are
     not evaluated, and unmatched ones in not-exhaustively-annotated categories are
     ignored.  Undefined values are NaN.  Without detections: AP 0, oLRP 1 per class.
-    ``img_ids`` restricts the evaluation to these images (default: all).
+    ``img_ids`` restricts the evaluation to these images (default: all); ``olrp_mode`` and
+    ``score_grid`` as in :func:`rankrepro.evaluation.evaluate_coco`.
     """
     from lvis import LVISEval, LVISResults
 
+    check_olrp_options(olrp_mode, score_grid)
     cat_ids = sorted(lvis_gt.get_cat_ids())
     if detections:
         with _lvis_session():
@@ -59,12 +67,13 @@ def evaluate_lvis(
             evaluator.run()
         stats = {k: v for k, v in evaluator.get_results().items() if k in AP_KEYS}
         per_class_ap = class_ap(evaluator.eval["precision"][:, :, :, 0], evaluator.params.cat_ids)  # area 'all'
-        lrps = class_lrps(evaluator, score_grid)
+        lrps = class_lrps(evaluator, score_grid, olrp_mode)
     else:
         num_gt = {c: 0 for c in cat_ids}
         images = set(img_ids) if img_ids is not None else None
         for ann in lvis_gt.dataset["annotations"]:
-            if images is None or ann["image_id"] in images:
+            # as LVISEval: get_ann_ids keeps 0 < area < inf, _prepare honours 'ignore'
+            if (images is None or ann["image_id"] in images) and not ann.get("ignore", 0) and 0 < ann["area"] <= 1e10:
                 num_gt[ann["category_id"]] += 1
         stats = {k: 0.0 if any(num_gt.values()) else math.nan for k in AP_KEYS}
         per_class_ap, lrps = without_detections(num_gt)

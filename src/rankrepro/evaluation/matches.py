@@ -6,6 +6,11 @@ threshold (crowd and ignored ground truth, area ranges, LVIS's not-exhaustive ca
 included).  This module reads their results at IoU threshold tau for the area range "all"
 and adds the one thing they do not store: the IoU of each TP with its ground truth, taken
 from the evaluator's own IoU matrices.
+
+Each class's detections are listed in the evaluator's own order: images in the order of
+its (sorted) image ids, within an image as its per-image evaluation sorted them (a stable
+sort by score, so ties keep the order pycocotools / lvis loaded them in: the result
+file's).  Ignored detections stay in the list, flagged: the official oLRP counts ranks.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ class ClassMatches:
     is_tp: np.ndarray
     ious: np.ndarray
     num_gt: int
+    ignored: np.ndarray  # neither TP nor FP (on crowd / ignored ground truth, LVIS not-exhaustive)
 
 
 # The two evaluators store the same per-image results under different names.
@@ -46,7 +52,7 @@ def class_matches(evaluator, tau: float = 0.5) -> dict[int, ClassMatches]:
     result = {}
     for k, cat_id in enumerate(cat_ids):
         start = (k * len(area_ranges) + all_area) * num_imgs
-        scores, tps, ious, num_gt = [], [], [], 0
+        scores, tps, ious, ignored, num_gt = [], [], [], [], 0
         for e in eval_imgs[start : start + num_imgs]:
             if e is None:
                 continue
@@ -55,8 +61,8 @@ def class_matches(evaluator, tau: float = 0.5) -> dict[int, ClassMatches]:
             if num_dt == 0:
                 continue
             matched = np.asarray(e[keys["matches"]])[t]
-            keep = ~np.asarray(e[keys["dt_ignore"]], dtype=bool)[t]
-            tp = matched > 0
+            skip = np.asarray(e[keys["dt_ignore"]], dtype=bool)[t]
+            tp = (matched > 0) & ~skip
             iou = np.zeros(num_dt)
             if tp.any():
                 # IoU rows follow the same score order as the detections; columns follow
@@ -65,13 +71,15 @@ def class_matches(evaluator, tau: float = 0.5) -> dict[int, ClassMatches]:
                 column = {g["id"]: j for j, g in enumerate(gts[e["image_id"], e["category_id"]])}
                 rows = np.flatnonzero(tp)
                 iou[rows] = matrix[rows, [column[int(g)] for g in matched[rows]]]
-            scores.append(np.asarray(e[keys["scores"]], dtype=np.float64)[keep])
-            tps.append(tp[keep])
-            ious.append(iou[keep])
+            scores.append(np.asarray(e[keys["scores"]], dtype=np.float64))
+            tps.append(tp)
+            ious.append(iou)
+            ignored.append(skip)
         result[cat_id] = ClassMatches(
             scores=np.concatenate(scores) if scores else np.zeros(0),
             is_tp=np.concatenate(tps) if tps else np.zeros(0, dtype=bool),
             ious=np.concatenate(ious) if ious else np.zeros(0),
             num_gt=num_gt,
+            ignored=np.concatenate(ignored) if ignored else np.zeros(0, dtype=bool),
         )
     return result

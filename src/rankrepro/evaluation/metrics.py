@@ -10,6 +10,8 @@ They keep mmdet's result conversion (``results2json``) and key names
 ``<prefix>/<metric>_oLRP``, ``_oLRP_Loc``, ``_oLRP_FP`` and ``_oLRP_FN``, all from a single
 pycocotools / lvis evaluation per metric (see :func:`rankrepro.evaluation.evaluate_coco`).
 With ``classwise=True`` every class adds ``<metric>_<class>_AP`` and ``_oLRP``.
+``olrp_mode`` ('official', the default, or 'threshold') and ``score_grid`` (with
+'threshold') are those of :func:`rankrepro.evaluation.evaluate_coco`.
 ``outfile_prefix`` also gets ``<prefix>.<metric>.metrics.json`` in the format of
 ``rankrepro evaluate``.
 """
@@ -25,6 +27,7 @@ from mmdet.evaluation.metrics import CocoMetric, LVISMetric
 from mmdet.registry import METRICS
 
 from .coco import evaluate_coco
+from .lrp import check_olrp_options
 from .lvis import evaluate_lvis
 from .report import SCHEMA_VERSION, write_json_atomic
 
@@ -41,10 +44,13 @@ class _OLRPMixin:
     # Subclasses provide ``_ensure_gt_api(gts, outfile_prefix)`` (lazy ground-truth index)
     # and ``_evaluate(predictions, iou_type)`` (the rankrepro evaluation function).
 
-    def _check_metrics(self):
+    def _init_olrp(self, olrp_mode: str, score_grid: float | None) -> None:
         unsupported = [m for m in self.metrics if m not in ("bbox", "segm")]
         if unsupported:
             raise ValueError(f"{type(self).__name__} evaluates 'bbox' and 'segm', not {unsupported}")
+        check_olrp_options(olrp_mode, score_grid)
+        self.olrp_mode = olrp_mode
+        self.score_grid = score_grid
 
     def compute_metrics(self, results: list) -> dict:
         logger = MMLogger.get_current_instance()
@@ -75,7 +81,13 @@ class _OLRPMixin:
             summary = " ".join(f"{k} {metrics[k]:.4f}" for k in (*self.ap_names, *LRP_NAMES))
             logger.info(f"{metric}: {summary}")
             if self.outfile_prefix is not None:
-                header = {"schema_version": SCHEMA_VERSION, "dataset": self.dataset_name, "iou_type": metric}
+                header = {
+                    "schema_version": SCHEMA_VERSION,
+                    "dataset": self.dataset_name,
+                    "iou_type": metric,
+                    "olrp_mode": self.olrp_mode,
+                    "olrp_score_grid": self.score_grid,
+                }
                 write_json_atomic({**header, **metrics}, f"{self.outfile_prefix}.{metric}.metrics.json")
         if tmp_dir is not None:
             tmp_dir.cleanup()
@@ -86,14 +98,15 @@ class _OLRPMixin:
 class CocoOLRPMetric(_OLRPMixin, CocoMetric):
     """mmdet's ``CocoMetric`` (bbox / segm) plus oLRP (tau = 0.5) and its components.
 
-    Args: those of ``CocoMetric``, plus ``score_grid`` (None: exact oLRP; 0.01: the
-    official LRP toolkit's threshold grid).  ``proposal`` metrics are not supported.
+    Args: those of ``CocoMetric``, plus ``olrp_mode`` ('official': the LRP-Error
+    evaluator's oLRP; 'threshold': the minimum over score thresholds) and ``score_grid``
+    (with 'threshold': None for every score, 0.01 for the 2018 LRP toolkit's grid).
+    ``proposal`` metrics are not supported.
     """
 
-    def __init__(self, *args, score_grid: float | None = None, **kwargs) -> None:
+    def __init__(self, *args, olrp_mode: str = "official", score_grid: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._check_metrics()
-        self.score_grid = score_grid
+        self._init_olrp(olrp_mode, score_grid)
 
     def _ensure_gt_api(self, gts, outfile_prefix):
         if self._coco_api is None:
@@ -106,7 +119,7 @@ class CocoOLRPMetric(_OLRPMixin, CocoMetric):
             self.img_ids = self._coco_api.get_img_ids()
 
     def _evaluate(self, predictions, iou_type):
-        return evaluate_coco(self._coco_api, predictions, iou_type, self.score_grid, self.img_ids, self.cat_ids)
+        return evaluate_coco(self._coco_api, predictions, iou_type, self.score_grid, self.img_ids, self.cat_ids, self.olrp_mode)
 
 
 @METRICS.register_module()
@@ -117,10 +130,9 @@ class LVISOLRPMetric(_OLRPMixin, LVISMetric):
     dataset_name = "lvis"
     ap_names = {**MMDET_AP_NAMES, "APr": "APr", "APc": "APc", "APf": "APf"}
 
-    def __init__(self, *args, score_grid: float | None = None, **kwargs) -> None:
+    def __init__(self, *args, olrp_mode: str = "official", score_grid: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._check_metrics()
-        self.score_grid = score_grid
+        self._init_olrp(olrp_mode, score_grid)
 
     def _ensure_gt_api(self, gts, outfile_prefix):
         if self._lvis_api is None:
@@ -133,4 +145,4 @@ class LVISOLRPMetric(_OLRPMixin, LVISMetric):
             self.img_ids = self._lvis_api.get_img_ids()
 
     def _evaluate(self, predictions, iou_type):
-        return evaluate_lvis(self._lvis_api, predictions, iou_type, self.score_grid, self.img_ids)
+        return evaluate_lvis(self._lvis_api, predictions, iou_type, self.score_grid, self.img_ids, self.olrp_mode)
