@@ -16,6 +16,7 @@ $(STAMP): $(PINS) pyproject.toml tools/install_mmcv.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(PINS) setuptools wheel ninja numpy torch
 	$(PIP) install -q -c $(PINS) mmengine mmdet pycocotools lvis cityscapesscripts pandas matplotlib pytest opencv-python scipy scikit-learn
+	$(PIP) install -q -c $(PINS) snakemake snakemake-executor-plugin-slurm snakefmt pyyaml
 	tools/install_mmcv.sh $(VENV) $$(sed -n 's/^mmcv==//p' $(PINS))
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, mmcv.ops, mmengine, mmdet, pycocotools, rankrepro.losses; \

@@ -1,0 +1,176 @@
+"""Published vs reproduced, cell by cell: the comparison behind every regenerated table.
+
+For each row of a published table (in the paper's order) and each metric, the comparison
+holds the number as printed, the reproduced number from the workflow's metrics JSON
+(``results/<scale>/metrics/<experiment>.json``) in the paper's units (AP and oLRP in
+points) and printed with the same decimals, and Δ = reproduced − published of the printed
+values.  A run that has not produced its metrics JSON is *missing* (never zero); quoted
+rows (other work) and test-dev rows (COCO's evaluation server) are marked, not compared.
+
+At paper scale each row gets a verdict on the table's primary metric (its first metric in
+points: AP, or mask AP for mask tables): ``within`` when |Δ| <= tolerance, else
+``outside``.  At smoke scale nothing is comparable: the verdict is ``smoke``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..registry import Registry, Table
+
+POINTS_METRICS_PREFIXES = ("AP", "mask_AP", "oLRP", "mask_oLRP", "box_AP")
+
+
+def unit(metric: str) -> str:
+    """The unit a metric is printed in: ``points`` (AP, oLRP: 100 x fraction), ``seconds``,
+    ``fps``, or ``other`` (not measured by the workflow: H#, speed-ups, imbalance ratios)."""
+    if metric.startswith(POINTS_METRICS_PREFIXES):
+        return "points"
+    if metric.startswith("time_s"):
+        return "seconds"
+    if metric == "fps":
+        return "fps"
+    return "other"
+
+
+def lower_is_better(metric: str) -> bool:
+    return "oLRP" in metric or metric.startswith("time_s") or metric == "num_hyperparams"
+
+
+def decimals(printed: str) -> int:
+    text = str(printed).strip()
+    return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+@dataclass
+class Comparison:
+    table: Table
+    scale: str
+    tolerance: float
+    rows: list = field(default_factory=list)  # dicts, see compare()
+
+    @property
+    def primary_metric(self) -> str | None:
+        for metric in self.table.metrics:
+            if unit(metric) == "points" and "oLRP" not in metric:
+                return metric
+        return None
+
+    # -- summary -------------------------------------------------------------------
+    def status(self) -> str:
+        """complete (every trained row has its metrics), partial, or not run."""
+        trained = [r for r in self.rows if not r["quoted"]]
+        done = [r for r in trained if r["ran"]]
+        if not done:
+            return "not run"
+        return "complete" if len(done) == len(trained) else "partial"
+
+    def summary(self) -> dict:
+        primary = self.primary_metric
+        compared = [r for r in self.rows if r["verdict"] in ("within", "outside")]
+        deltas = [abs(r["cells"][primary]["delta"]) for r in compared if primary in r["cells"]]
+        return {
+            "table": self.table.key,
+            "target": self.table.target,
+            "scale": self.scale,
+            "status": self.status(),
+            "primary_metric": primary,
+            "tolerance": self.tolerance,
+            "rows": len(self.rows),
+            "rows_trained": sum(not r["quoted"] for r in self.rows),
+            "rows_run": sum(r["ran"] for r in self.rows),
+            "rows_compared": len(compared),
+            "rows_within": sum(r["verdict"] == "within" for r in compared),
+            "mean_abs_delta": (sum(deltas) / len(deltas)) if deltas else None,
+            "claims": self.claims(),
+        }
+
+    def claims(self) -> list[dict]:
+        """The paper's ordering claims checked on the reproduced numbers (True / False /
+        None when a needed run is missing)."""
+        by_key = {}
+        for r in self.rows:
+            by_key[r["row_id"] + (f"/{r['group']}" if r["group"] else "")] = r
+            by_key.setdefault(r["row_id"], r)
+        results = []
+        for claim in self.table.claims:
+            metric = claim["metric"]
+            better = by_key.get(claim["better"])
+            than = [by_key.get(k) for k in claim["than"]]
+
+            def value(row):
+                if row is None:
+                    return None
+                if row["quoted"]:  # quoted rows keep their published value
+                    return row["cells"].get(metric, {}).get("published")
+                return row["cells"].get(metric, {}).get("reproduced")
+
+            mine = value(better)
+            others = [value(r) for r in than]
+            if mine is None or any(o is None for o in others):
+                holds = None
+            elif lower_is_better(metric):
+                holds = all(mine < o for o in others)
+            else:
+                holds = all(mine > o for o in others)
+            results.append({"text": claim.get("text", ""), "metric": metric, "better": claim["better"],
+                            "than": list(claim["than"]), "holds": holds})
+        return results
+
+
+def load_metrics(results: str | Path, scale: str, experiment: str) -> dict | None:
+    path = Path(results) / scale / "metrics" / f"{experiment}.json"
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def compare(reg: Registry, table_key: str, results: str | Path, scale: str, tolerance: float = 0.3) -> Comparison:
+    table = reg.table(table_key)
+    comparison = Comparison(table=table, scale=scale, tolerance=tolerance)
+    primary = comparison.primary_metric
+    for row in reg.rows(table.key):
+        record = None if row["quoted"] or row["experiment"] is None else load_metrics(results, scale, row["experiment"])
+        implemented = row["experiment"] is not None and reg.experiments[row["experiment"]].implemented
+        test_dev = row["split"] == "test-dev"
+        cells = {}
+        for metric in table.metrics:
+            if metric not in row["published"]:
+                continue
+            published = float(row["published"][metric])
+            places = decimals(row["printed"][metric])
+            reproduced = delta = None
+            if record is not None and not (test_dev and scale == "paper"):
+                value = record["metrics"].get(metric)
+                if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    kind = unit(metric)
+                    if kind == "points":
+                        value = 100.0 * value
+                    if kind != "other":
+                        reproduced = round(value, places)
+                        delta = round(reproduced - published, places)
+            cells[metric] = {"published": published, "printed": row["printed"][metric], "decimals": places,
+                             "reproduced": reproduced, "delta": delta}
+        if row["quoted"]:
+            verdict = "quoted"
+        elif not implemented:
+            verdict = "not implemented"
+        elif record is None:
+            verdict = "missing"
+        elif test_dev and scale == "paper":
+            verdict = "needs server"
+        elif scale != "paper":
+            verdict = "smoke"
+        elif primary in cells and cells[primary]["delta"] is not None:
+            verdict = "within" if abs(cells[primary]["delta"]) <= tolerance + 1e-9 else "outside"
+        else:
+            verdict = "missing"
+        comparison.rows.append({
+            "row_id": row["row_id"], "row": row["row"], "group": row["group"], "experiment": row["experiment"],
+            "quoted": row["quoted"], "split": row["split"], "ran": record is not None, "test_dev": test_dev,
+            "verdict": verdict, "cells": cells, "note": row.get("note", ""),
+        })
+    return comparison

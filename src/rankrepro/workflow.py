@@ -1,0 +1,374 @@
+"""What the Snakemake workflow computes: commands, resources, records (``python -m rankrepro.workflow``).
+
+The rules under ``workflow/rules/`` stay declarative; this module builds their commands
+from the registry entry of an experiment and writes the records they declare as outputs:
+
+* ``train-record``: the training record (``work_dirs/<scale>/<exp>/train.json``), written
+  last, after training succeeded: iterations, mean seconds per iteration (mmengine's
+  ``IterTimerHook`` times, read from ``vis_data/scalars.json`` of every run of the work dir,
+  resumed ones included), the final checkpoint, the batch (published GPUs x images, the
+  GPUs used and the gradient accumulation that keeps the published total batch) and
+  provenance (git commit, config hash, package versions).
+* ``metrics-record``: ``results/<scale>/metrics/<exp>.json``: the test metrics under the
+  names of the published tables (``AP``, ``AP50``, ..., ``oLRP``, ``mask_AP``, ``APr``, ...;
+  fractions in [0, 1]), test images per second, and the training record.
+* ``verify-dataset``: at paper scale, that the files a dataset's configs read exist
+  under ``data_root`` and are not empty.
+
+**The published total batch with fewer GPUs** is kept by gradient accumulation
+(mmengine's ``optim_wrapper.accumulative_counts``): the optimiser then sees the paper's
+batch and learning rate at every step, which linear LR scaling (``auto_scale_lr``) would
+only approximate (it changes the number of optimiser steps and the noise of each). The
+published GPU count must be a multiple of the GPUs used.  Iteration-based warm-up counts
+data batches, so it covers 1/k of the published warm-up in optimiser steps.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from .atomic import write_atomic
+from .errors import RankReproError
+from .registry import REPO_ROOT, Experiment, Registry, RegistryError
+
+# mmdet / rankrepro metric keys -> the published tables' vocabulary (configs/published/metrics.csv)
+_AP_SUFFIXES = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "mAP_m": "APm", "mAP_l": "APl"}
+_LVIS_SUFFIXES = {"AP": "AP", "AP50": "AP50", "AP75": "AP75", "APs": "APs", "APm": "APm", "APl": "APl",
+                  "APr": "APr", "APc": "APc", "APf": "APf"}
+_LRP_SUFFIXES = ("oLRP", "oLRP_Loc", "oLRP_FP", "oLRP_FN")
+
+# What each dataset's configs read under data_root (mmdet's base dataset configs).
+DATASET_FILES = {
+    "coco": ["coco/annotations/instances_train2017.json", "coco/annotations/instances_val2017.json",
+             "coco/train2017/", "coco/val2017/"],
+    "lvis": ["lvis_v1/annotations/lvis_v1_train.json", "lvis_v1/annotations/lvis_v1_val.json",
+             "lvis_v1/train2017/", "lvis_v1/val2017/"],
+    "cityscapes": ["cityscapes/annotations/instancesonly_filtered_gtFine_train.json",
+                   "cityscapes/annotations/instancesonly_filtered_gtFine_val.json",
+                   "cityscapes/leftImg8bit/train/", "cityscapes/leftImg8bit/val/", "cityscapes/gtFine/val/"],
+}
+
+# Paper-scale resources when a registry entry sets none (per GPU job; runtime in minutes).
+DEFAULT_RESOURCES = {"paper": {"mem_mb": 64000, "runtime": 3 * 24 * 60}, "smoke": {"mem_mb": 4000, "runtime": 60}}
+
+
+class WorkflowInputError(RankReproError):
+    """Bad workflow input: a missing data root or dataset file, an unusable GPU count."""
+
+
+def check_data_root(root: str) -> str:
+    if not root or not Path(root).is_dir():
+        raise WorkflowInputError(f"data_root {root!r} is not a folder (paper scale reads coco/, lvis_v1/, cityscapes/ there)")
+    return str(root)
+
+
+def _config_files(path: Path, seen: list) -> None:
+    """``path`` and, depth first, the project's own ``_base_`` files it inherits (``mmdet::``
+    bases come from the pinned mmdet release, which the provenance records)."""
+    import ast
+
+    path = path.resolve()
+    if path in seen:
+        return
+    seen.append(path)
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_base_" for t in node.targets):
+            bases = ast.literal_eval(node.value)
+            for base in [bases] if isinstance(bases, str) else bases:
+                if "::" not in base:
+                    _config_files(path.parent / base, seen)
+
+
+@lru_cache(maxsize=None)
+def config_hash(config: str) -> str:
+    """A hash of what defines a config: its Python syntax tree and those of the project's
+    ``_base_`` files, without comments, docstrings or formatting (so that editing a comment
+    retrains nothing).  Milliseconds per config, without importing mmdet."""
+    import ast
+
+    files: list = []
+    _config_files(REPO_ROOT / config, files)
+    digest = hashlib.sha256()
+    for path in files:
+        tree = ast.parse(path.read_text())
+        tree.body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        digest.update(ast.dump(tree).encode())
+    return digest.hexdigest()[:16]
+
+
+def smoke_iters(exp: Experiment, cfg: dict) -> int:
+    return int(exp.smoke_iters or cfg["smoke"]["iters"])
+
+
+def train_gpus(exp: Experiment, scale: str, cfg: dict) -> int:
+    if scale != "paper":
+        return 0
+    return int(cfg.get("gpus") or exp.gpus)
+
+
+def accumulation(exp: Experiment, gpus: int) -> int:
+    """Gradient-accumulation steps that keep the published total batch on ``gpus`` GPUs."""
+    if gpus <= 0:
+        return 1
+    if gpus > exp.gpus or exp.gpus % gpus:
+        raise WorkflowInputError(
+            f"{exp.id}: published on {exp.gpus} GPUs x {exp.images_per_gpu} images; {gpus} GPUs cannot keep "
+            f"that batch of {exp.batch_size} by accumulation (use a divisor of {exp.gpus})"
+        )
+    return exp.gpus // gpus
+
+
+def train_threads(exp: Experiment, scale: str, cfg: dict) -> int:
+    if scale == "paper":
+        return 4 * train_gpus(exp, scale, cfg)  # data-loading workers per GPU (mmdet's configs use 2-4)
+    return int(cfg["smoke"]["threads"])
+
+
+def resource(exp: Experiment, scale: str, key: str) -> int:
+    return int(exp.resources.get(key, DEFAULT_RESOURCES[scale][key]))
+
+
+def _cli(threads: int) -> str:
+    env = f"OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} " if threads else ""
+    return f"{env}{shlex.quote(sys.executable)} -m rankrepro.cli"
+
+
+def train_command(exp: Experiment, scale: str, work: str, data_root: str, cfg: dict, threads: int) -> str:
+    work_dir = shlex.quote(f"{work}/{exp.id}")
+    if scale == "smoke":
+        return (f"{_cli(threads)} train {exp.config} --smoke --data-root {shlex.quote(data_root)} "
+                f"--max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir} --resume")
+    gpus = train_gpus(exp, scale, cfg)
+    accum = accumulation(exp, gpus)
+    options = f" --cfg-options optim_wrapper.accumulative_counts={accum}" if accum > 1 else ""
+    return (f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {gpus} "
+            f"-m rankrepro.cli train {exp.config} --launcher pytorch --data-root {shlex.quote(data_root)} "
+            f"--work-dir {work_dir} --resume{options}")
+
+
+def checkpoint_path(exp: Experiment, scale: str, work: str, cfg: dict) -> str:
+    name = f"iter_{smoke_iters(exp, cfg)}.pth" if scale == "smoke" else exp.checkpoint
+    return f"{work}/{exp.id}/{name}"
+
+
+def test_command(exp: Experiment, scale: str, work: str, data_root: str, threads: int, cfg: dict | None = None) -> str:
+    work_dir = shlex.quote(f"{work}/{exp.id}/test")
+    if scale == "smoke":
+        checkpoint = checkpoint_path(exp, scale, work, cfg)
+        return (f"{_cli(threads)} test {exp.config} {shlex.quote(checkpoint)} --smoke "
+                f"--data-root {shlex.quote(data_root)} --max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir}")
+    checkpoint = checkpoint_path(exp, scale, work, cfg)
+    return (f"{_cli(0)} test {exp.config} {shlex.quote(checkpoint)} --data-root {shlex.quote(data_root)} "
+            f"--work-dir {work_dir}")
+
+
+def table_name(reg: Registry, name: str) -> str:
+    """A table as the user names it (``2``, ``A.11``, ``table2``, ``brs_readme_atss``, ``rs_paper/2``)
+    -> its target suffix; unknown names are an error listing the known ones."""
+    for candidate in (name, f"rs_paper/{name}", f"table{name}".replace(".", "")):
+        try:
+            return reg.table(candidate).target.removeprefix("reproduce_")
+        except RegistryError:
+            continue
+    reg.table(name)  # raises with the list of known tables
+    raise AssertionError("unreachable")
+
+
+# -- records ---------------------------------------------------------------------------
+
+def provenance(config: str | None) -> dict:
+    def run(*cmd):
+        try:
+            return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    versions = {}
+    for package in ("torch", "mmcv", "mmengine", "mmdet", "rankrepro"):
+        try:
+            from importlib.metadata import version
+
+            versions[package] = version(package)
+        except Exception:  # not installed
+            versions[package] = None
+    status = run("git", "status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": run("git", "rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "config": config,
+        "config_hash": config_hash(config) if config else None,
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "host": os.uname().nodename,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def read_train_scalars(work_dir: str | Path) -> list[dict]:
+    """mmengine's logged training scalars of every run in ``work_dir`` (resumed runs too)."""
+    rows = []
+    for path in sorted(glob.glob(str(Path(work_dir) / "*" / "vis_data" / "scalars.json"))):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    entry = json.loads(line)
+                    if "iter" in entry and "time" in entry and "loss" in entry:
+                        rows.append(entry)
+    return rows
+
+
+def train_record(exp: Experiment, scale: str, work_dir: str, gpus: int) -> dict:
+    work_dir = Path(work_dir)
+    last = work_dir / "last_checkpoint"
+    if not last.is_file():
+        raise WorkflowInputError(f"{work_dir}: no last_checkpoint; training did not finish")
+    checkpoint = last.read_text().strip()
+    rows = read_train_scalars(work_dir)
+    # one entry per logged iteration; a resumed run logs iterations after its checkpoint
+    by_iter = {row["iter"]: row["time"] for row in rows}
+    times = [by_iter[i] for i in sorted(by_iter)]
+    warm = times[1:] if len(times) > 1 else times  # the first window holds start-up
+    return {
+        "experiment": exp.id,
+        "scale": scale,
+        "config": exp.config,
+        "checkpoint": os.path.relpath(checkpoint, REPO_ROOT) if os.path.isabs(checkpoint) else checkpoint,
+        "iterations": max(by_iter) if by_iter else None,
+        "time_s_per_iter": sum(warm) / len(warm) if warm else None,
+        "time_s_per_iter_note": "mean of mmengine's logged iteration times (window means), first logged window left out",
+        "runs": len(glob.glob(str(work_dir / "*" / "vis_data" / "scalars.json"))),
+        "batch": {
+            "published_gpus": exp.gpus,
+            "images_per_gpu": exp.images_per_gpu,
+            "published_total": exp.batch_size,
+            "gpus": gpus,
+            "accumulative_counts": accumulation(exp, gpus) if scale == "paper" else None,
+        },
+        "provenance": provenance(exp.config),
+    }
+
+
+def published_metric_names(raw: dict) -> dict:
+    """mmdet-style keys (``coco/bbox_mAP``, ``coco/segm_oLRP``, ``lvis/bbox_APr``,
+    ``cityscapes/mAP``) -> the tables' names (``AP``, ``mask_oLRP``, ``APr``, ``mask_AP``)."""
+    out = {}
+    for key, value in raw.items():
+        if not isinstance(value, (int, float)) or "/" not in key:
+            continue
+        prefix, _, name = key.partition("/")
+        if prefix == "cityscapes":  # instance segmentation AP (cityscapesscripts)
+            mapped = {"mAP": "mask_AP", "AP50": "mask_AP50"}.get(name)
+            if mapped:
+                out[mapped] = float(value)
+            continue
+        iou, _, metric = name.partition("_")
+        if iou not in ("bbox", "segm"):
+            continue
+        mapped = _AP_SUFFIXES.get(metric) if prefix == "coco" else _LVIS_SUFFIXES.get(metric)
+        if metric in _LRP_SUFFIXES:
+            mapped = metric
+        if mapped is None:
+            continue
+        out[("mask_" if iou == "segm" else "") + mapped] = float(value)
+    return out
+
+
+def metrics_record(exp: Experiment, scale: str, raw_path: str, train_record_path: str) -> dict:
+    with open(raw_path) as f:
+        raw = json.load(f)
+    with open(train_record_path) as f:
+        training = json.load(f)
+    metrics = published_metric_names(raw.get("metrics", {}))
+    if not metrics:
+        raise WorkflowInputError(f"{raw_path}: no AP metrics in the test output")
+    if training.get("time_s_per_iter") is not None:
+        metrics["time_s_per_iter"] = training["time_s_per_iter"]
+    if raw.get("fps") is not None:
+        metrics["fps"] = raw["fps"]
+    return {
+        "schema_version": 1,
+        "experiment": exp.id,
+        "scale": scale,
+        "split": "synthetic-val" if scale == "smoke" else "minival",
+        "metrics": metrics,
+        "units": "AP and oLRP keys are fractions in [0, 1]; time_s_per_iter in seconds; fps in images/s",
+        "test": {k: raw.get(k) for k in ("checkpoint", "config", "fps", "test_images", "checkpoint_config_differs")
+                 if k in raw},
+        "train": training,
+    }
+
+
+def verify_dataset(dataset: str, root: str) -> dict:
+    check_data_root(root)
+    found, problems = {}, []
+    for rel in DATASET_FILES[dataset]:
+        path = Path(root) / rel
+        if rel.endswith("/"):
+            if not path.is_dir():
+                problems.append(f"{path}: missing folder")
+            elif not any(path.iterdir()):
+                problems.append(f"{path}: empty folder")
+            else:
+                found[rel] = "folder"
+        elif not path.is_file():
+            problems.append(f"{path}: missing file")
+        elif path.stat().st_size == 0:
+            problems.append(f"{path}: empty file")
+        else:
+            found[rel] = path.stat().st_size
+    if problems:
+        raise WorkflowInputError(f"{dataset} under {root}: " + "; ".join(problems))
+    return {"dataset": dataset, "data_root": str(root), "files": found}
+
+
+def _write_json(data: dict, out: str) -> None:
+    write_atomic(out, (json.dumps(data, indent=1, sort_keys=False) + "\n").encode())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rankrepro.workflow", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train-record")
+    tr.add_argument("experiment")
+    tr.add_argument("--scale", choices=["smoke", "paper"], required=True)
+    tr.add_argument("--work-dir", required=True)
+    tr.add_argument("--gpus", type=int, default=0)
+    tr.add_argument("--out", required=True)
+    mr = sub.add_parser("metrics-record")
+    mr.add_argument("experiment")
+    mr.add_argument("--scale", choices=["smoke", "paper"], required=True)
+    mr.add_argument("--raw", required=True)
+    mr.add_argument("--train-record", required=True)
+    mr.add_argument("--out", required=True)
+    vd = sub.add_parser("verify-dataset")
+    vd.add_argument("dataset", choices=sorted(DATASET_FILES))
+    vd.add_argument("root")
+    vd.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "verify-dataset":
+            _write_json(verify_dataset(args.dataset, args.root), args.out)
+            return 0
+        exp = Registry.load().experiments[args.experiment]
+        if args.command == "train-record":
+            _write_json(train_record(exp, args.scale, args.work_dir, args.gpus), args.out)
+        else:
+            _write_json(metrics_record(exp, args.scale, args.raw, args.train_record), args.out)
+    except (WorkflowInputError, RegistryError, OSError, KeyError) as err:
+        print(f"rankrepro.workflow {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+# Configuration, the registry and the helpers every stage uses.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from rankrepro import workflow as wf
+from rankrepro.registry import Registry, RegistryError
+
+min_version("9.0")
+
+
+configfile: "workflow/config.yaml"
+
+
+report: "../report/workflow.rst"
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+PY = sys.executable  # the interpreter running Snakemake: the project's .venv
+SCALE = config["scale"]
+RESULTS = f"{config['results']}/{SCALE}"
+WORK = f"{config['work_dirs']}/{SCALE}"
+try:
+    REG = Registry.load()
+except RegistryError as err:
+    raise WorkflowError(f"the experiment registry: {err}")
+if SCALE == "paper":
+    DATA_ROOT = wf.check_data_root(config["data_root"])
+else:
+    DATA_ROOT = config["smoke"]["data"]
+
+IMPLEMENTED = sorted(e.id for e in REG.experiments.values() if e.implemented)
+TABLE_NAMES = {t.target.removeprefix("reproduce_"): t for t in REG.tables.values()}
+
+
+wildcard_constraints:
+    exp="|".join(IMPLEMENTED),
+    name="|".join(TABLE_NAMES),
+    dataset="coco|lvis|cityscapes",
+
+
+def experiment(wildcards):
+    return REG.experiments[wildcards.exp]
+
+
+def table_experiments(name):
+    """The experiments a table needs; a clear error if some have no config yet."""
+    table = TABLE_NAMES[name]
+    missing = REG.unimplemented(table.key)
+    if missing and not config["partial"]:
+        raise WorkflowError(
+            f"{table.target}: {len(missing)} experiment(s) of {table.key} are not implemented yet: "
+            + ", ".join(f"{e} ({REG.experiments[e].missing})" for e in missing)
+            + ". Run with --config partial=true to render the table with these rows missing."
+        )
+    return [e for e in REG.table_experiments(table.key) if e not in missing]
+
+
+def table_files(name):
+    return multiext(f"{RESULTS}/tables/{name}", ".md", ".csv", ".tex", ".json", ".pdf", ".html", ".png")

@@ -1,0 +1,24 @@
+# Test: evaluate each trained model into a metrics JSON (AP / oLRP keys in the published
+# tables' vocabulary, mask and LVIS keys where the config evaluates them), with training
+# time per iteration, test images per second and provenance.
+
+
+rule test:
+    input:
+        record=f"{WORK}/{{exp}}/train.json",
+    output:
+        metrics=f"{RESULTS}/metrics/{{exp}}.json",
+    log:
+        f"{WORK}/{{exp}}/test.log",
+    params:
+        command=lambda wildcards, threads: wf.test_command(
+            experiment(wildcards), SCALE, WORK, DATA_ROOT, threads, config
+        ),
+        raw=lambda wildcards: f"{WORK}/{wildcards.exp}/test/metrics.raw.json",
+    threads: lambda wildcards: wf.train_threads(experiment(wildcards), SCALE, config)
+    resources:
+        gpu=lambda wildcards: 1 if SCALE == "paper" else 0,
+    shell:
+        "{params.command} --out {params.raw} > {log} 2>&1 && "
+        "{PY} -m rankrepro.workflow metrics-record {wildcards.exp} --scale {SCALE} --raw {params.raw} "
+        "--train-record {input.record} --out {output.metrics} >> {log} 2>&1"
