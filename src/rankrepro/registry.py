@@ -169,7 +169,7 @@ def load_tables(path: str | Path | None = None) -> dict[str, Table]:
         tables[key] = Table(
             key=key,
             title=str(entry.get("title", key)),
-            split=str(entry.get("split", "minival")),
+            split=", ".join(_as_tuple(entry.get("split", "minival"))),
             columns=tuple(merged),
             claims=tuple(entry.get("claims") or ()),
         )

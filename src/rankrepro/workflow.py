@@ -142,11 +142,30 @@ def _cli(threads: int) -> str:
     return f"{env}{shlex.quote(sys.executable)} -m rankrepro.cli"
 
 
+def module_command(module: str, *args) -> str:
+    return " ".join([shlex.quote(sys.executable), "-m", module, *(shlex.quote(str(a)) for a in args)])
+
+
+def cli_command(*args) -> str:
+    return module_command("rankrepro.cli", *args)
+
+
+def record_command(kind: str, exp: Experiment, scale: str, work: str, cfg: dict) -> str:
+    """The command that writes a rule's declared record (``--out`` added by the rule)."""
+    work_dir = f"{work}/{exp.id}"
+    if kind == "train-record":
+        return module_command("rankrepro.workflow", kind, exp.id, "--scale", scale, "--work-dir", work_dir,
+                              "--gpus", train_gpus(exp, scale, cfg))
+    return module_command("rankrepro.workflow", kind, exp.id, "--scale", scale, "--raw",
+                          f"{work_dir}/test/metrics.raw.json", "--train-record", f"{work_dir}/train.json")
+
+
 def train_command(exp: Experiment, scale: str, work: str, data_root: str, cfg: dict, threads: int) -> str:
     work_dir = shlex.quote(f"{work}/{exp.id}")
     if scale == "smoke":
         return (f"{_cli(threads)} train {exp.config} --smoke --data-root {shlex.quote(data_root)} "
-                f"--max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir} --resume")
+                f"--max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir} --resume "
+                f"--cfg-options default_hooks.checkpoint.interval={int(cfg['smoke'].get('checkpoint_interval', 50))}")
     gpus = train_gpus(exp, scale, cfg)
     accum = accumulation(exp, gpus)
     options = f" --cfg-options optim_wrapper.accumulative_counts={accum}" if accum > 1 else ""
@@ -165,10 +184,11 @@ def test_command(exp: Experiment, scale: str, work: str, data_root: str, threads
     if scale == "smoke":
         checkpoint = checkpoint_path(exp, scale, work, cfg)
         return (f"{_cli(threads)} test {exp.config} {shlex.quote(checkpoint)} --smoke "
-                f"--data-root {shlex.quote(data_root)} --max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir}")
+                f"--data-root {shlex.quote(data_root)} --max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir} "
+                f"--out {work_dir}/metrics.raw.json")
     checkpoint = checkpoint_path(exp, scale, work, cfg)
     return (f"{_cli(0)} test {exp.config} {shlex.quote(checkpoint)} --data-root {shlex.quote(data_root)} "
-            f"--work-dir {work_dir}")
+            f"--work-dir {work_dir} --out {work_dir}/metrics.raw.json")
 
 
 def table_name(reg: Registry, name: str) -> str:

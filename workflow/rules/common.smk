@@ -1,5 +1,4 @@
 # Configuration, the registry and the helpers every stage uses.
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -19,7 +18,10 @@ report: "../report/workflow.rst"
 
 validate(config, "../schemas/config.schema.yaml")
 
-PY = sys.executable  # the interpreter running Snakemake: the project's .venv
+config["partial"] = config["partial"] in (
+    True,
+    "true",
+)  # --config partial=true gives a string
 SCALE = config["scale"]
 RESULTS = f"{config['results']}/{SCALE}"
 WORK = f"{config['work_dirs']}/{SCALE}"
@@ -60,4 +62,19 @@ def table_experiments(name):
 
 
 def table_files(name):
-    return multiext(f"{RESULTS}/tables/{name}", ".md", ".csv", ".tex", ".json", ".pdf", ".html", ".png")
+    return multiext(
+        f"{RESULTS}/tables/{name}",
+        ".md",
+        ".csv",
+        ".tex",
+        ".json",
+        ".pdf",
+        ".html",
+        ".png",
+    )
+
+
+def data_marker(wildcards):
+    if SCALE == "smoke":
+        return f"{DATA_ROOT}/manifest.json"
+    return f"{RESULTS}/data/{experiment(wildcards).dataset}.verified.json"

@@ -2,21 +2,15 @@
 # scale).  Training jobs depend on the marker this stage writes.
 
 
-def data_marker(wildcards):
-    if SCALE == "smoke":
-        return f"{DATA_ROOT}/manifest.json"
-    return f"{RESULTS}/data/{experiment(wildcards).dataset}.verified.json"
-
-
 rule synthetic_data:
     output:
         f"{config['smoke']['data']}/manifest.json",
     log:
         f"{config['results']}/smoke/logs/synthetic_data.log",
     params:
-        root=config["smoke"]["data"],
+        command=wf.cli_command("make-data", config["smoke"]["data"]),
     shell:
-        "{PY} -m rankrepro.cli make-data {params.root} > {log} 2>&1"
+        "{params.command} > {log} 2>&1"
 
 
 # Paper scale: check what the user placed under data_root (the expected annotation files
@@ -27,8 +21,10 @@ rule verify_dataset:
         f"{RESULTS}/data/{{dataset}}.verified.json",
     log:
         f"{RESULTS}/logs/verify_{{dataset}}.log",
-    params:
-        root=lambda wildcards: DATA_ROOT,
     localrule: True
+    params:
+        command=lambda wildcards: wf.module_command(
+            "rankrepro.workflow", "verify-dataset", wildcards.dataset, DATA_ROOT
+        ),
     shell:
-        "{PY} -m rankrepro.workflow verify-dataset {wildcards.dataset} {params.root} --out {output} > {log} 2>&1"
+        "{params.command} --out {output} > {log} 2>&1"

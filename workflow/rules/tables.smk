@@ -4,7 +4,9 @@
 
 rule table:
     input:
-        metrics=lambda wildcards: expand(f"{RESULTS}/metrics/{{exp}}.json", exp=table_experiments(wildcards.name)),
+        metrics=lambda wildcards: expand(
+            f"{RESULTS}/metrics/{{exp}}.json", exp=table_experiments(wildcards.name)
+        ),
     output:
         md=f"{RESULTS}/tables/{{name}}.md",
         csv=f"{RESULTS}/tables/{{name}}.csv",
@@ -25,12 +27,21 @@ rule table:
         ),
     log:
         f"{RESULTS}/logs/table_{{name}}.log",
-    params:
-        key=lambda wildcards: TABLE_NAMES[wildcards.name].key,
     localrule: True
+    params:
+        command=lambda wildcards: wf.cli_command(
+            "tables",
+            "--table",
+            TABLE_NAMES[wildcards.name].key,
+            "--results",
+            config["results"],
+            "--scale",
+            SCALE,
+            "--tolerance",
+            config["tolerance"],
+        ),
     shell:
-        "{PY} -m rankrepro.cli tables --table {params.key} --results {config[results]} --scale {SCALE} "
-        "--tolerance {config[tolerance]} > {log} 2>&1"
+        "{params.command} > {log} 2>&1"
 
 
 for _name, _table in TABLE_NAMES.items():
@@ -38,10 +49,10 @@ for _name, _table in TABLE_NAMES.items():
     rule:
         name:
             _table.target
+        default_target: _name == "table2"
         input:
             table_files(_name),
         localrule: True
-        default_target: _name == "table2"
 
 
 rule reproduce_all:

@@ -10,15 +10,15 @@ rule test:
         metrics=f"{RESULTS}/metrics/{{exp}}.json",
     log:
         f"{WORK}/{{exp}}/test.log",
-    params:
-        command=lambda wildcards, threads: wf.test_command(
-            experiment(wildcards), SCALE, WORK, DATA_ROOT, threads, config
-        ),
-        raw=lambda wildcards: f"{WORK}/{wildcards.exp}/test/metrics.raw.json",
     threads: lambda wildcards: wf.train_threads(experiment(wildcards), SCALE, config)
     resources:
         gpu=lambda wildcards: 1 if SCALE == "paper" else 0,
+    params:
+        test=lambda wildcards, threads: wf.test_command(
+            experiment(wildcards), SCALE, WORK, DATA_ROOT, threads, config
+        ),
+        record=lambda wildcards: wf.record_command(
+            "metrics-record", experiment(wildcards), SCALE, WORK, config
+        ),
     shell:
-        "{params.command} --out {params.raw} > {log} 2>&1 && "
-        "{PY} -m rankrepro.workflow metrics-record {wildcards.exp} --scale {SCALE} --raw {params.raw} "
-        "--train-record {input.record} --out {output.metrics} >> {log} 2>&1"
+        "{params.test} > {log} 2>&1 && {params.record} --out {output.metrics} >> {log} 2>&1"

@@ -10,18 +10,19 @@ rule train:
         record=f"{WORK}/{{exp}}/train.json",
     log:
         f"{WORK}/{{exp}}/train.log",
-    params:
-        # rerun trigger: the resolved config (comments and formatting do not count)
-        config_hash=lambda wildcards: wf.config_hash(experiment(wildcards).config),
-        command=lambda wildcards, threads: wf.train_command(
-            experiment(wildcards), SCALE, WORK, DATA_ROOT, config, threads
-        ),
     threads: lambda wildcards: wf.train_threads(experiment(wildcards), SCALE, config)
     resources:
         gpu=lambda wildcards: wf.train_gpus(experiment(wildcards), SCALE, config),
         mem_mb=lambda wildcards: wf.resource(experiment(wildcards), SCALE, "mem_mb"),
         runtime=lambda wildcards: wf.resource(experiment(wildcards), SCALE, "runtime"),
+    params:
+        # rerun trigger: the config's syntax tree (comments and formatting do not count)
+        config_hash=lambda wildcards: wf.config_hash(experiment(wildcards).config),
+        train=lambda wildcards, threads: wf.train_command(
+            experiment(wildcards), SCALE, WORK, DATA_ROOT, config, threads
+        ),
+        record=lambda wildcards: wf.record_command(
+            "train-record", experiment(wildcards), SCALE, WORK, config
+        ),
     shell:
-        "{params.command} > {log} 2>&1 && "
-        "{PY} -m rankrepro.workflow train-record {wildcards.exp} --scale {SCALE} --work-dir {WORK}/{wildcards.exp} "
-        "--gpus {resources.gpu} --out {output.record} >> {log} 2>&1"
+        "{params.train} > {log} 2>&1 && {params.record} --out {output.record} >> {log} 2>&1"
