@@ -1,0 +1,122 @@
+"""rankrepro.workflow: what the rules compute (hashes, batch, metric names, records, data checks)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rankrepro import workflow as wf
+from rankrepro.registry import REPO_ROOT, Experiment, Registry, RegistryError
+
+README = REPO_ROOT / "README.md"
+
+
+def experiment(**kw):
+    base = dict(id="x", dataset="coco", gpus=4, images_per_gpu=4, checkpoint="epoch_12.pth", splits=("minival",),
+                feeds=(), config="configs/atss/rs_atss_r50_fpn_1x_coco.py")
+    base.update(kw)
+    return Experiment(**base)
+
+
+def test_config_hash_ignores_comments_and_formatting_not_values(tmp_path, monkeypatch):
+    monkeypatch.setattr(wf, "REPO_ROOT", tmp_path)
+    wf.config_hash.cache_clear()
+    base = tmp_path / "base.py"
+    base.write_text("lr = 0.01\n")
+    child = tmp_path / "child.py"
+    child.write_text("_base_ = ['./base.py', 'mmdet::atss/atss_r50_fpn_1x_coco.py']\nmodel = dict(a=1)\n")
+    first = wf.config_hash("child.py")
+    wf.config_hash.cache_clear()
+    child.write_text('"""A docstring."""\n# Feeds: Table 2\n_base_ = [\n  "./base.py", "mmdet::atss/atss_r50_fpn_1x_coco.py"]\n'
+                     "model = dict( a = 1 )  # comment\n")
+    assert wf.config_hash("child.py") == first
+    wf.config_hash.cache_clear()
+    base.write_text("lr = 0.02\n")  # a value in a project base changes the hash
+    assert wf.config_hash("child.py") != first
+    wf.config_hash.cache_clear()
+
+
+def test_accumulation_keeps_the_published_batch():
+    exp = experiment(gpus=8, images_per_gpu=2)
+    assert [wf.accumulation(exp, g) for g in (8, 4, 2, 1)] == [1, 2, 4, 8]
+    with pytest.raises(wf.WorkflowInputError, match="3 GPUs cannot keep that batch of 16"):
+        wf.accumulation(exp, 3)
+    with pytest.raises(wf.WorkflowInputError, match="16 GPUs cannot keep"):
+        wf.accumulation(exp, 16)
+
+
+def test_metric_names_follow_the_published_vocabulary():
+    import csv
+
+    raw = {"coco/bbox_mAP": 0.4, "coco/bbox_mAP_50": 0.6, "coco/bbox_mAP_s": 0.2, "coco/bbox_oLRP": 0.68,
+           "coco/bbox_oLRP_FN": 0.3, "coco/segm_mAP": 0.35, "coco/segm_oLRP_Loc": 0.15,
+           "coco/bbox_mAP_copypaste": "0.4 0.6", "coco/bbox_AP_person": 0.5}
+    assert wf.published_metric_names(raw) == {
+        "AP": 0.4, "AP50": 0.6, "APs": 0.2, "oLRP": 0.68, "oLRP_FN": 0.3, "mask_AP": 0.35, "mask_oLRP_Loc": 0.15}
+    assert wf.published_metric_names({"lvis/bbox_AP": 0.26, "lvis/segm_APr": 0.17}) == {"AP": 0.26, "mask_APr": 0.17}
+    assert wf.published_metric_names({"cityscapes/mAP": 0.38, "cityscapes/AP50": 0.65}) == {
+        "mask_AP": 0.38, "mask_AP50": 0.65}
+    with open(REPO_ROOT / "configs/published/metrics.csv") as f:
+        vocabulary = {row["metric"] for row in csv.DictReader(f)}
+    for name in ("AP", "AP50", "APs", "oLRP", "oLRP_FN", "mask_AP", "mask_oLRP_Loc", "mask_APr", "mask_AP50",
+                 "time_s_per_iter", "fps"):
+        assert name in vocabulary, name
+
+
+def test_train_record_reads_every_run_and_skips_the_first_window(tmp_path):
+    work = tmp_path / "exp"
+    for run, rows in (("20260101_000000", [(10, 9.0), (20, 0.5)]), ("20260101_010000", [(30, 0.7)])):
+        (work / run / "vis_data").mkdir(parents=True)
+        (work / run / "vis_data" / "scalars.json").write_text(
+            "".join(json.dumps({"iter": i, "time": t, "loss": 1.0, "lr": 0.01}) + "\n" for i, t in rows)
+            + json.dumps({"coco/bbox_mAP": 0.1, "step": 30}) + "\n")
+    (work / "last_checkpoint").write_text(str(work / "iter_30.pth"))
+    record = wf.train_record(experiment(), "smoke", str(work), 0)
+    assert record["iterations"] == 30 and record["runs"] == 2
+    assert record["time_s_per_iter"] == pytest.approx(0.6)  # (0.5 + 0.7) / 2, the 9.0 start-up window left out
+    assert record["batch"]["published_total"] == 16
+    assert record["provenance"]["config_hash"] and "torch" in record["provenance"]["versions"]
+    (work / "last_checkpoint").unlink()
+    with pytest.raises(wf.WorkflowInputError, match="training did not finish"):
+        wf.train_record(experiment(), "smoke", str(work), 0)
+
+
+def test_verify_dataset_names_what_is_missing(tmp_path):
+    with pytest.raises(wf.WorkflowInputError, match="is not a folder"):
+        wf.verify_dataset("coco", str(tmp_path / "nope"))
+    (tmp_path / "coco" / "annotations").mkdir(parents=True)
+    (tmp_path / "coco" / "annotations" / "instances_train2017.json").write_text("{}")
+    (tmp_path / "coco" / "annotations" / "instances_val2017.json").write_text("")
+    (tmp_path / "coco" / "train2017").mkdir()
+    (tmp_path / "coco" / "train2017" / "1.jpg").write_bytes(b"x")
+    with pytest.raises(wf.WorkflowInputError) as err:
+        wf.verify_dataset("coco", str(tmp_path))
+    assert "instances_val2017.json: empty file" in str(err.value) and "val2017: missing folder" in str(err.value)
+    (tmp_path / "coco" / "annotations" / "instances_val2017.json").write_text("{}")
+    (tmp_path / "coco" / "val2017").mkdir()
+    (tmp_path / "coco" / "val2017" / "2.jpg").write_bytes(b"x")
+    assert wf.verify_dataset("coco", str(tmp_path))["files"]["coco/val2017/"] == "folder"
+
+
+def test_table_names_as_users_write_them():
+    reg = Registry.load()
+    assert {wf.table_name(reg, n) for n in ("2", "table2", "rs_paper/2", "reproduce_table2")} == {"table2"}
+    assert wf.table_name(reg, "A.11") == "tableA11"
+    assert wf.table_name(reg, "brs_readme_atss") == "brs_readme_atss"
+    with pytest.raises(RegistryError, match="unknown table 'A.99'"):
+        wf.table_name(reg, "A.99")
+
+
+def test_readme_lists_every_target_with_its_status():
+    reg = Registry.load()
+    text = README.read_text()
+    listed = dict(re.findall(r"^\| `(reproduce_\w+)` \|[^|]*\|[^|]*\| (complete|needs [^|]*?) \|", text, re.MULTILINE))
+    assert set(listed) == {t.target for t in reg.tables.values()}
+    for table in reg.tables.values():
+        missing = reg.unimplemented(table.key)
+        if missing:
+            assert listed[table.target].startswith(f"needs {len(missing)} of {len(reg.table_experiments(table.key))}")
+        else:
+            assert listed[table.target] == "complete", table.target
