@@ -120,3 +120,28 @@ def test_readme_lists_every_target_with_its_status():
             assert listed[table.target].startswith(f"needs {len(missing)} of {len(reg.table_experiments(table.key))}")
         else:
             assert listed[table.target] == "complete", table.target
+
+
+def test_run_on_gpus_gives_concurrent_jobs_distinct_devices(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="0,1,2,3", RANKREPRO_GPU_LOCKS=str(tmp_path / "locks"))
+    child = ("import os, time; t = time.time(); time.sleep(2); "
+             "print(os.environ['CUDA_VISIBLE_DEVICES'], t, time.time(), flush=True)")
+    cmd = [sys.executable, "-m", "rankrepro.workflow", "run-on-gpus", "2", "--", sys.executable, "-c", child]
+    jobs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    runs = []
+    for job in jobs:
+        devices, begin, end = job.communicate()[0].split()
+        assert job.returncode == 0
+        runs.append((set(devices.split(",")), float(begin), float(end)))
+    assert all(len(d) == 2 and d <= {"0", "1", "2", "3"} for d, _, _ in runs)
+    # jobs that ran at the same time held disjoint devices; not all three ran at once
+    overlapping = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:] if a[1] < b[2] and b[1] < a[2]]
+    assert overlapping and all(not (a[0] & b[0]) for a, b in overlapping)
+    assert len(overlapping) < 3
+    too_many = subprocess.run(cmd[:4] + ["5", "--", "true"], env=env, capture_output=True, text=True)
+    assert too_many.returncode == 2 and "needs 5 GPU(s); this machine shows 4" in too_many.stderr

@@ -169,7 +169,8 @@ def train_command(exp: Experiment, scale: str, work: str, data_root: str, cfg: d
     gpus = train_gpus(exp, scale, cfg)
     accum = accumulation(exp, gpus)
     options = f" --cfg-options optim_wrapper.accumulative_counts={accum}" if accum > 1 else ""
-    return (f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {gpus} "
+    return (f"{module_command('rankrepro.workflow', 'run-on-gpus', gpus)} -- "
+            f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {gpus} "
             f"-m rankrepro.cli train {exp.config} --launcher pytorch --data-root {shlex.quote(data_root)} "
             f"--work-dir {work_dir} --resume{options}")
 
@@ -187,7 +188,7 @@ def test_command(exp: Experiment, scale: str, work: str, data_root: str, threads
                 f"--data-root {shlex.quote(data_root)} --max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir} "
                 f"--out {work_dir}/metrics.raw.json")
     checkpoint = checkpoint_path(exp, scale, work, cfg)
-    return (f"{_cli(0)} test {exp.config} {shlex.quote(checkpoint)} --data-root {shlex.quote(data_root)} "
+    return (f"{module_command('rankrepro.workflow', 'run-on-gpus', 1)} -- {_cli(0)} test {exp.config} {shlex.quote(checkpoint)} --data-root {shlex.quote(data_root)} "
             f"--work-dir {work_dir} --out {work_dir}/metrics.raw.json")
 
 
@@ -351,6 +352,57 @@ def verify_dataset(dataset: str, root: str) -> dict:
     return {"dataset": dataset, "data_root": str(root), "files": found}
 
 
+def visible_gpus() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d for d in visible.split(",") if d.strip()]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:
+        return []
+
+
+def run_on_gpus(count: int, command: list[str], lock_dir: str | None = None, poll_s: float = 2.0) -> int:
+    """Run ``command`` with ``CUDA_VISIBLE_DEVICES`` set to ``count`` devices that no other job
+    started this way holds (one lock file per device, ``fcntl`` locks released when the job
+    ends, even if it is killed).  Snakemake's ``gpu`` resource caps how many GPUs are busy;
+    this gives concurrent jobs on one machine distinct devices.  Under SLURM the job's own
+    allocation (its ``CUDA_VISIBLE_DEVICES``) is what is shared out."""
+    import fcntl
+
+    devices = visible_gpus()
+    if count > len(devices):
+        raise WorkflowInputError(f"the job needs {count} GPU(s); this machine shows {len(devices)} "
+                                 f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+    lock_dir = Path(lock_dir or os.environ.get("RANKREPRO_GPU_LOCKS") or f"/tmp/rankrepro-gpu-locks-{os.getuid()}")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        held = []
+        for device in devices:
+            handle = open(lock_dir / f"gpu{device}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            held.append((device, handle))
+            if len(held) == count:
+                break
+        if len(held) == count:
+            break
+        for _, handle in held:
+            handle.close()
+        time.sleep(poll_s)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(d for d, _ in held))
+    try:
+        return subprocess.call(command, env=env)
+    finally:
+        for _, handle in held:
+            handle.close()
+
+
 def _write_json(data: dict, out: str) -> None:
     write_atomic(out, (json.dumps(data, indent=1, sort_keys=False) + "\n").encode())
 
@@ -374,7 +426,19 @@ def main(argv=None) -> int:
     vd.add_argument("dataset", choices=sorted(DATASET_FILES))
     vd.add_argument("root")
     vd.add_argument("--out", required=True)
+    rg = sub.add_parser("run-on-gpus", help="run a command on N devices no other such job holds")
+    rg.add_argument("count", type=int)
+    rg.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command")
     args = parser.parse_args(argv)
+    if args.command == "run-on-gpus":
+        command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if not command:
+            parser.error("run-on-gpus needs a command after --")
+        try:
+            return run_on_gpus(args.count, command)
+        except WorkflowInputError as err:
+            print(f"rankrepro.workflow run-on-gpus: error: {err}", file=sys.stderr)
+            return 2
     try:
         if args.command == "verify-dataset":
             _write_json(verify_dataset(args.dataset, args.root), args.out)
