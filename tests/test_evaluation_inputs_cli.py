@@ -126,9 +126,14 @@ def test_detections_not_a_list(files, tmp_path):
     assert "must be a JSON list" in _error(gt, write(tmp_path, "d.json", {"a": 1}))
 
 
-def test_segm_detections_need_segmentation(files):
-    gt, dets = files
-    assert "need an RLE or polygon" in _error(gt, dets, iou_type="segm")
+def test_segm_detections_need_segmentation(files, tmp_path):
+    _, dets = files
+    gt = box_gt({1: [(1, [0, 0, 10, 10]), (1, [50, 50, 20, 20])], 2: [(2, [10, 10, 30, 30])]})
+    for ann in gt["annotations"]:
+        x, y, w, h = ann["bbox"]
+        ann["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+    text = _error(write(tmp_path, "segm_gt.json", gt), dets, iou_type="segm")
+    assert "segm detections with no 'segmentation' (an RLE or polygons): positions 0, 1, 2" in text
 
 
 def test_cli_reports_errors_without_traceback(files, tmp_path, capsys):

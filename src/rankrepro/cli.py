@@ -7,14 +7,24 @@ import sys
 
 def _evaluate(args) -> int:
     from .evaluation import EvaluationInputError, evaluate_files
-    from .evaluation.report import write_json_atomic
+    from .evaluation.report import check_output_path, write_json_atomic
 
-    try:
-        metrics = evaluate_files(args.gt, args.dt, args.iou_type, args.dataset, args.score_grid)
-    except EvaluationInputError as err:
-        print(f"rankrepro evaluate: error: {err}", file=sys.stderr)
+    def error(message) -> int:
+        print(f"rankrepro evaluate: error: {message}", file=sys.stderr)
         return 2
-    write_json_atomic(metrics, args.out)
+
+    if args.score_grid is not None and args.olrp_mode != "threshold":
+        return error("--score-grid applies to --olrp-mode threshold only")
+    try:
+        # before the evaluation, which may take minutes: never an input, never read-only
+        check_output_path(args.out, inputs=(args.gt, args.dt))
+        metrics = evaluate_files(args.gt, args.dt, args.iou_type, args.dataset, args.score_grid, args.olrp_mode)
+    except EvaluationInputError as err:
+        return error(err)
+    try:
+        write_json_atomic(metrics, args.out)
+    except OSError as err:
+        return error(f"{args.out}: cannot write the metrics ({err.strerror or err})")
     keys = [k for k in metrics if k.startswith(("AP", "oLRP"))]
     print(" ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics[k] == metrics[k]))
     print(f"wrote {args.out}")
@@ -92,13 +102,41 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dt", required=True, help="detections (COCO results format JSON list)")
     ev.add_argument("--iou-type", choices=["bbox", "segm"], default="bbox")
     ev.add_argument("--dataset", choices=["coco", "lvis"], default="coco")
-    ev.add_argument("--out", required=True, help="metrics JSON to write")
+    ev.add_argument(
+        "--out", required=True,
+        help="metrics JSON to write (checked before evaluating: not --gt or --dt, not read-only; "
+        "missing folders are created)",
+    )
+    ev.add_argument(
+        "--olrp-mode",
+        choices=["official", "threshold"],
+        default="official",
+        help="official (default): the LRP-Error evaluator's minimum over the ranks of each class's "
+        "detections sorted by score (ties in image, then file order; the first minimum); threshold: the "
+        "minimum over score thresholds, tied detections entering together",
+    )
+
+    def score_grid_step(text: str) -> float:
+        from .evaluation.lrp import MIN_SCORE_GRID
+
+        try:
+            step = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not MIN_SCORE_GRID <= step <= 1:  # also rejects nan
+            raise argparse.ArgumentTypeError(
+                f"must be in [{MIN_SCORE_GRID:g}, 1] (a step of the threshold grid 0, STEP, ..., 1), got {text}"
+            )
+        return step
+
+    score_grid_step.__name__ = "score grid step"
     ev.add_argument(
         "--score-grid",
-        type=float,
+        type=score_grid_step,
         default=None,
-        help="minimise LRP over score thresholds 0, STEP, ..., 1 as the official LRP toolkit (e.g. 0.01) "
-        "instead of exactly over all scores",
+        metavar="STEP",
+        help="with --olrp-mode threshold: minimise LRP over the score thresholds 0, STEP, ..., 1 only, as the "
+        "2018 LRP toolkit did with 0.01 (STEP in [1e-4, 1])",
     )
     ev.set_defaults(handler=_evaluate)
 

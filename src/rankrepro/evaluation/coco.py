@@ -75,7 +75,7 @@ def class_ap(precision: np.ndarray, cat_ids) -> dict:
 def class_lrps(evaluator, score_grid: float | None, olrp_mode: str = "official") -> dict:
     """oLRP of every class from an evaluated COCOeval / LVISEval."""
     return {
-        c: class_olrp(m.scores, m.is_tp, m.ious, m.num_gt, TAU, score_grid, olrp_mode, m.ignored)
+        c: class_olrp(m.scores, m.is_tp, m.ious, m.num_gt, TAU, score_grid, olrp_mode, m.top_ignored_score)
         for c, m in class_matches(evaluator, TAU).items()
     }
 

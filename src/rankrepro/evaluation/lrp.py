@@ -22,7 +22,7 @@ Two modes say what "the detections above a confidence" are:
     image, the order in which pycocotools / lvis list them (their stable per-image sort
     by score keeps the result file's order).  A TP ranked before an FP of equal score is
     counted alone.  Ignored detections (on crowd / ignored ground truth, or LVIS's
-    not-exhaustive rule) keep their ranks but count as neither TP nor FP.  A class without
+    not-exhaustive rule) hold ranks but count as neither TP nor FP.  A class without
     any TP has oLRP 1, oLRP_FN 1 and undefined Loc / FP (the evaluator's NaN); when no rank
     gets below 1 although there are TPs (every TP at IoU exactly tau) the evaluator still
     reports the components at the first rank, and so does this module.
@@ -36,8 +36,9 @@ Two modes say what "the detections above a confidence" are:
     ..., 1), which can only give a value >= the exact one.
 
 Without ties the two modes give the same oLRP.  moLRP and the mean components average over
-the classes with (non-ignored) ground truth, each component over the classes where it is
-defined (Loc and FP: those with a TP), as the evaluator's ``summarize`` drops NaN.
+the classes with (non-ignored) ground truth (the evaluator skips the others), each
+component over the classes where it is defined (Loc and FP are undefined for a class
+without a TP), as the evaluator's ``summarize`` drops NaN.
 """
 from __future__ import annotations
 
@@ -89,20 +90,24 @@ def class_olrp(
     tau: float = TAU,
     score_grid: float | None = None,
     mode: str = "official",
-    ignored: np.ndarray | None = None,
+    top_ignored_score: float | None = None,
 ) -> ClassLRP:
     """oLRP of one class.
 
     Args:
-        scores: scores of the class's detections, in the evaluator's order (images in
-            order, each image's detections as pycocotools / lvis list them): the order
-            breaks ties in mode 'official'.
+        scores: scores of the class's non-ignored detections, in the evaluator's order
+            (images in order, each image's detections as pycocotools / lvis list them):
+            the order breaks ties in mode 'official'.
         is_tp: whether each detection is a TP at IoU threshold ``tau``.
         ious: IoU of each TP with its ground truth (ignored for FPs).
         num_gt: number of non-ignored ground-truth objects of the class.
         score_grid: mode 'threshold' only: None for the exact minimum, else a grid step.
         mode: 'official' (minimum over ranks, first minimum) or 'threshold'.
-        ignored: detections that are neither TP nor FP (default: none).
+        top_ignored_score: mode 'official': the score of the class's top-ranked detection
+            when that one is ignored (neither TP nor FP), else None.  Ignored detections
+            hold ranks in the evaluator's list, but only this one can be its optimum: an
+            ignored rank repeats the LRP of the rank before it, and the ones before any
+            TP or FP have LRP 1, the optimum only when no rank gets below 1.
     """
     check_olrp_options(mode, score_grid)
     nan = math.nan
@@ -111,23 +116,22 @@ def class_olrp(
     scores = np.asarray(scores, dtype=np.float64)
     is_tp = np.asarray(is_tp, dtype=bool)
     ious = np.asarray(ious, dtype=np.float64)
-    ignored = np.zeros(len(scores), dtype=bool) if ignored is None else np.asarray(ignored, dtype=bool)
     if mode == "official":
-        return _official(scores, is_tp & ~ignored, ~is_tp & ~ignored, ious, num_gt, tau)
-    keep = ~ignored
-    return _threshold(scores[keep], is_tp[keep], ious[keep], num_gt, tau, score_grid)
+        return _official(scores, is_tp, ious, num_gt, tau, top_ignored_score)
+    return _threshold(scores, is_tp, ious, num_gt, tau, score_grid)
 
 
 def _no_tp(num_gt: int) -> ClassLRP:
     return ClassLRP(num_gt, 1.0, math.nan, math.nan, 1.0, math.nan, 0, 0)
 
 
-def _official(scores, tp, fp, ious, num_gt, tau) -> ClassLRP:
+def _official(scores, is_tp, ious, num_gt, tau, top_ignored_score) -> ClassLRP:
     """Minimum over the ranks of the stably sorted list, the first one."""
-    if not tp.any():
+    if not is_tp.any():
         return _no_tp(num_gt)
     order = np.argsort(-scores, kind="mergesort")
-    tp, fp = tp[order], fp[order]
+    tp = is_tp[order]
+    fp = ~tp
     tp_num = np.cumsum(tp)
     fp_num = np.cumsum(fp)
     fn_num = num_gt - tp_num
@@ -136,12 +140,15 @@ def _official(scores, tp, fp, ious, num_gt, tau) -> ClassLRP:
     total_loc = tp_num - np.cumsum(np.where(tp, ious[order], 0.0))
     lrps = (total_loc / (1 - tau) + fp_num + fn_num) / (tp_num + fp_num + fn_num)
     best = int(np.argmin(lrps))
+    if top_ignored_score is not None and lrps[best] == 1.0:
+        # every rank at LRP 1 (each TP at IoU exactly tau): the evaluator's first minimum is
+        # its rank 1, the ignored detection, with no TP and no FP (Loc and FP 0/0)
+        return ClassLRP(num_gt, 1.0, math.nan, math.nan, 1.0, float(top_ignored_score), 0, 0)
     n_tp, n_fp = int(tp_num[best]), int(fp_num[best])
     return ClassLRP(
         num_gt=num_gt,
         olrp=float(lrps[best]),
-        # 0/0 (the first rank an FP or an ignored detection, every rank at LRP 1) is NaN
-        # in the evaluator too.
+        # 0/0 (rank 1 an FP, every rank at LRP 1) is NaN in the evaluator too.
         loc=float(total_loc[best]) / n_tp if n_tp else math.nan,
         fp=n_fp / (n_tp + n_fp) if n_tp + n_fp else math.nan,
         fn=(num_gt - n_tp) / num_gt,

@@ -10,7 +10,9 @@ from the evaluator's own IoU matrices.
 Each class's detections are listed in the evaluator's own order: images in the order of
 its (sorted) image ids, within an image as its per-image evaluation sorted them (a stable
 sort by score, so ties keep the order pycocotools / lvis loaded them in: the result
-file's).  Ignored detections stay in the list, flagged: the official oLRP counts ranks.
+file's).  Ignored detections (on crowd / ignored ground truth, LVIS's not-exhaustive rule)
+are left out, except for one fact the official oLRP needs: whether the class's top-ranked
+detection is an ignored one (see :func:`rankrepro.evaluation.lrp.class_olrp`).
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ class ClassMatches:
     is_tp: np.ndarray
     ious: np.ndarray
     num_gt: int
-    ignored: np.ndarray  # neither TP nor FP (on crowd / ignored ground truth, LVIS not-exhaustive)
+    # score of the class's first detection in the evaluator's stable ranking (highest score,
+    # earliest image, earliest in its image) when that detection is ignored; None otherwise
+    top_ignored_score: float | None = None
 
 
 # The two evaluators store the same per-image results under different names.
@@ -52,7 +56,8 @@ def class_matches(evaluator, tau: float = 0.5) -> dict[int, ClassMatches]:
     result = {}
     for k, cat_id in enumerate(cat_ids):
         start = (k * len(area_ranges) + all_area) * num_imgs
-        scores, tps, ious, ignored, num_gt = [], [], [], [], 0
+        scores, tps, ious, num_gt = [], [], [], 0
+        top_score, top_ignored = -np.inf, False
         for e in eval_imgs[start : start + num_imgs]:
             if e is None:
                 continue
@@ -63,6 +68,9 @@ def class_matches(evaluator, tau: float = 0.5) -> dict[int, ClassMatches]:
             matched = np.asarray(e[keys["matches"]])[t]
             skip = np.asarray(e[keys["dt_ignore"]], dtype=bool)[t]
             tp = (matched > 0) & ~skip
+            image_scores = np.asarray(e[keys["scores"]], dtype=np.float64)
+            if image_scores[0] > top_score:  # each image's first is its top; ties: the earlier image
+                top_score, top_ignored = float(image_scores[0]), bool(skip[0])
             iou = np.zeros(num_dt)
             if tp.any():
                 # IoU rows follow the same score order as the detections; columns follow
@@ -71,15 +79,15 @@ def class_matches(evaluator, tau: float = 0.5) -> dict[int, ClassMatches]:
                 column = {g["id"]: j for j, g in enumerate(gts[e["image_id"], e["category_id"]])}
                 rows = np.flatnonzero(tp)
                 iou[rows] = matrix[rows, [column[int(g)] for g in matched[rows]]]
-            scores.append(np.asarray(e[keys["scores"]], dtype=np.float64))
-            tps.append(tp)
-            ious.append(iou)
-            ignored.append(skip)
+            keep = ~skip
+            scores.append(image_scores[keep])
+            tps.append(tp[keep])
+            ious.append(iou[keep])
         result[cat_id] = ClassMatches(
             scores=np.concatenate(scores) if scores else np.zeros(0),
             is_tp=np.concatenate(tps) if tps else np.zeros(0, dtype=bool),
             ious=np.concatenate(ious) if ious else np.zeros(0),
             num_gt=num_gt,
-            ignored=np.concatenate(ignored) if ignored else np.zeros(0, dtype=bool),
+            top_ignored_score=top_score if top_ignored else None,
         )
     return result
