@@ -223,6 +223,23 @@ def test_malformed_segm_detections(tmp_path, capsys, name, mutate, message):
     _assert_clean_error(tmp_path, capsys, coco_gt(segm=True), dets, message, "--iou-type", "segm", bad_file="dt.json")
 
 
+def test_unreadable_or_too_deeply_nested_files(tmp_path, capsys, monkeypatch):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    gt = write(tmp_path, "gt.json", coco_gt())
+    code = main(["evaluate", "--gt", str(gt), "--dt", str(deep), "--out", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{deep}: detections file is not valid JSON (nested too deeply)" in err
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("rankrepro.evaluation.inputs.open", unreadable, raising=False)
+    code = main(["evaluate", "--gt", str(gt), "--dt", str(deep), "--out", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{gt}: cannot read the ground-truth file (Permission denied)" in err
+
+
 # --- inputs pycocotools would read in a way of its own; now read as the format means -------
 
 

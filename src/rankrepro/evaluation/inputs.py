@@ -57,6 +57,10 @@ def load_json(path: str | Path, what: str):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise EvaluationInputError(f"{path}: {what} file is not valid JSON ({err})") from None
+    except RecursionError:
+        raise EvaluationInputError(f"{path}: {what} file is not valid JSON (nested too deeply)") from None
+    except OSError as err:
+        raise EvaluationInputError(f"{path}: cannot read the {what} file ({err.strerror or err})") from None
 
 
 def _examples(values, limit=5) -> str:
