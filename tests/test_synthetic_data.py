@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rankrepro.data import CLASSES, make_synthetic_coco, mask_to_polygons, metainfo, verify_synthetic_coco
+from rankrepro.errors import RankReproError
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402
@@ -211,3 +212,80 @@ def test_mmdet_coco_dataset_loads(dataset):
         assert inst["bbox_label"] == ann["category_id"] - 1
         assert inst["ignore_flag"] == 0
         assert inst["mask"] == ann["segmentation"]
+
+
+# --------------------------------------------------------------------------- where make-data may write
+
+
+def test_refuses_a_folder_it_did_not_generate(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "train").mkdir(parents=True)
+    (folder / "train" / "holiday.png").write_bytes(b"my photo")
+    with pytest.raises(RankReproError, match=rf"{folder}.*not empty.*manifest\.json"):
+        make_synthetic_coco(folder, num_train=3, num_val=2)
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["train", "train/holiday.png"]
+    # a file instead of a folder
+    with pytest.raises(RankReproError, match="not a folder"):
+        make_synthetic_coco(folder / "train" / "holiday.png", num_train=3, num_val=2)
+
+
+def test_regeneration_never_touches_foreign_files(tmp_path):
+    root = tmp_path / "d"
+    make_synthetic_coco(root, num_train=6, num_val=2)
+    (root / "train" / "holiday.png").write_bytes(b"my photo")
+    (root / "notes.txt").write_text("my notes")
+    make_synthetic_coco(root, num_train=3, num_val=2)  # smaller: drops train/000004..6.png, which it wrote
+    assert sorted(p.name for p in (root / "train").glob("0*.png")) == ["000001.png", "000002.png", "000003.png"]
+    assert (root / "train" / "holiday.png").read_bytes() == b"my photo"
+    assert (root / "notes.txt").read_text() == "my notes"
+    verify_synthetic_coco(root)
+
+    # A file of the user's under a name that a larger dataset would write: refused, nothing changed.
+    (root / "train" / "000005.png").write_bytes(b"also mine")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with pytest.raises(RankReproError, match=r"train/000005\.png"):
+        make_synthetic_coco(root, num_train=6, num_val=2)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    verify_synthetic_coco(root)
+
+
+def test_regeneration_after_the_manifest_was_deleted(tmp_path):
+    """Snakemake deletes a job's output (manifest.json) before re-running it: the folder is still
+    recognised by its annotation files, and still only our files are replaced."""
+    root = tmp_path / "d"
+    make_synthetic_coco(root, num_train=5, num_val=2)
+    (root / "manifest.json").unlink()
+    (root / "val" / "mine.png").write_bytes(b"mine")
+    make_synthetic_coco(root, num_train=3, num_val=2, seed=1)
+    verify_synthetic_coco(root)
+    assert sorted(p.name for p in (root / "train").glob("*.png")) == ["000001.png", "000002.png", "000003.png"]
+    assert (root / "val" / "mine.png").read_bytes() == b"mine"
+
+
+def test_killed_generation_is_detected_and_can_be_redone(tmp_path):
+    """SIGKILL during `make-data`: the folder is recognised as ours (not refused as foreign),
+    verification says the generation did not finish, and a second run completes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "d"
+    proc = subprocess.Popen([sys.executable, "-m", "rankrepro.cli", "make-data", str(root), "--num-train", "3000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((root / "train").glob("*.png"))) < 5:
+            assert proc.poll() is None, "make-data ended before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with pytest.raises(RankReproError, match="did not finish"):
+        verify_synthetic_coco(root)
+    make_synthetic_coco(root, num_train=4, num_val=2)
+    verify_synthetic_coco(root)
+    assert sorted(p.name for p in (root / "train").glob("*.png")) == [f"{i:06d}.png" for i in range(1, 5)]
+    assert not list(root.rglob("*.tmp"))

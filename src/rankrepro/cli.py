@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .errors import RankReproError
+
+#: --max-iters of the smoke variant when not given.
+DEFAULT_SMOKE_ITERS = 300
+
 
 def _evaluate(args) -> int:
     from .evaluation import EvaluationInputError, evaluate_files
@@ -40,12 +45,39 @@ def _make_data(args) -> int:
     return 0
 
 
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _path_text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _run_options(parser) -> None:
-    parser.add_argument("config", help="an mmdet config, e.g. configs/atss/rs_atss_r50_fpn_1x_coco.py")
-    parser.add_argument("--work-dir", required=True, help="logs and checkpoints")
+    parser.add_argument("config", type=_path_text, help="an mmdet config, e.g. configs/atss/rs_atss_r50_fpn_1x_coco.py")
+    parser.add_argument("--work-dir", required=True, type=_path_text, help="logs and checkpoints")
     parser.add_argument("--smoke", action="store_true", help="the CPU-sized variant on the synthetic dataset")
-    parser.add_argument("--data-root", help="the synthetic dataset (with --smoke)")
-    parser.add_argument("--max-iters", type=int, default=300, help="iterations of the smoke variant")
+    parser.add_argument(
+        "--data-root", type=_path_text,
+        help="with --smoke (required): the synthetic dataset; without: the folder that holds the datasets "
+        "paper-scale configs read under data/ (coco/, lvis_v1/, cityscapes/)",
+    )
+    parser.add_argument(
+        "--max-iters", type=_int_at_least(1), default=None,
+        help=f"iterations of the smoke variant (>= 1, default {DEFAULT_SMOKE_ITERS}; only with --smoke)",
+    )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, help="override config keys, key=value")
     parser.add_argument(
         "--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
@@ -53,21 +85,43 @@ def _run_options(parser) -> None:
     )
 
 
+def _check_run_options(parser, args) -> None:
+    """Options of `train` / `test` that only make sense together."""
+    if args.smoke and args.data_root is None:
+        parser.error("--smoke needs --data-root (a dataset made by `rankrepro make-data`)")
+    if not args.smoke and args.max_iters is not None:
+        parser.error("--max-iters is used only with --smoke (paper-scale configs keep their schedule)")
+
+
+def _run_kwargs(args) -> dict:
+    return dict(
+        smoke=args.smoke, data_root=args.data_root,
+        max_iters=DEFAULT_SMOKE_ITERS if args.max_iters is None else args.max_iters,
+        cfg_options=args.cfg_options, launcher=args.launcher,
+    )
+
+
 def _train(args) -> int:
     from .runner import train
 
-    train(args.config, args.work_dir, resume=args.resume, smoke=args.smoke, data_root=args.data_root,
-          max_iters=args.max_iters, cfg_options=args.cfg_options, launcher=args.launcher)
+    train(args.config, args.work_dir, resume=args.resume, **_run_kwargs(args))
     return 0
 
 
 def _test(args) -> int:
-    from .runner import test
+    from .engine import describe_differences
+    from .runner import test_checkpoint
 
-    metrics = test(args.config, args.checkpoint, args.work_dir, out=args.out, smoke=args.smoke,
-                   data_root=args.data_root, max_iters=args.max_iters, cfg_options=args.cfg_options,
-                   launcher=args.launcher)
-    print(" ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    result = test_checkpoint(args.config, args.checkpoint, args.work_dir, out=args.out,
+                             strict_config=args.strict_config, **_run_kwargs(args))
+    print(" ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float)))
+    report = result.checkpoint_config
+    if not report["stored"]:
+        print(f"rankrepro test: warning: checkpoint {args.checkpoint} stores no config; not compared with "
+              f"{args.config}", file=sys.stderr)
+    elif not report["matches"]:
+        print(f"rankrepro test: warning: checkpoint {args.checkpoint}: "
+              f"{describe_differences(report['differences'])}", file=sys.stderr)
     return 0
 
 
@@ -140,29 +194,93 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(handler=_evaluate)
 
-    data = commands.add_parser("make-data", help="generate the synthetic COCO-format dataset")
-    data.add_argument("root", help="output folder")
-    data.add_argument("--num-train", type=int, default=200)
-    data.add_argument("--num-val", type=int, default=50)
-    data.add_argument("--seed", type=int, default=0)
+    data = commands.add_parser(
+        "make-data", help="generate the synthetic COCO-format dataset",
+        description="Generate the synthetic COCO-format dataset into ROOT: a new or empty folder, or one that "
+        "holds a dataset generated before (recognised by its manifest.json), which is replaced; files it did "
+        "not generate are never overwritten or deleted (any other folder is an error).",
+    )
+    data.add_argument("root", type=_path_text, help="output folder (new, empty or a previously generated dataset)")
+    data.add_argument("--num-train", type=_int_at_least(1), default=200, help="training images (>= 1, default 200)")
+    data.add_argument("--num-val", type=_int_at_least(1), default=50, help="validation images (>= 1, default 50)")
+    data.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (>= 0, default 0)")
     data.set_defaults(handler=_make_data)
 
-    tr = commands.add_parser("train", help="train an mmdet config (mmengine Runner)")
+    tr = commands.add_parser(
+        "train", help="train an mmdet config (mmengine Runner)",
+        description="Train an mmdet config with mmengine's Runner. Checkpoints are written atomically (a kill "
+        "at any moment keeps every complete checkpoint); the smoke variant saves every 50 iterations and keeps "
+        "the last two.",
+    )
     _run_options(tr)
-    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --work-dir")
-    tr.set_defaults(handler=_train)
+    tr.add_argument(
+        "--resume", action="store_true",
+        help="continue from the newest complete checkpoint in --work-dir (truncated or corrupt ones are skipped "
+        "with a warning); a work dir without checkpoints starts from iteration 0; one whose checkpoints are all "
+        "unusable is an error",
+    )
+    tr.set_defaults(handler=_train, check=lambda args, p=tr: _check_run_options(p, args))
 
-    te = commands.add_parser("test", help="evaluate a checkpoint; metrics JSON with --out")
+    te = commands.add_parser(
+        "test", help="evaluate a checkpoint; metrics JSON with --out",
+        description="Evaluate a checkpoint. It is loaded strictly: missing, unexpected or size-mismatched "
+        "parameters are an error (exit 2, no metrics written). Where the model config stored in the checkpoint "
+        "differs from CONFIG, a warning lists the differences and the metrics JSON records them under "
+        "checkpoint_config.",
+    )
     _run_options(te)
-    te.add_argument("checkpoint")
-    te.add_argument("--out", help="metrics JSON to write")
-    te.set_defaults(handler=_test)
+    te.add_argument("checkpoint", type=_path_text, help="the checkpoint (.pth) to evaluate")
+    te.add_argument("--out", type=_path_text, help="metrics JSON to write (not an input file)")
+    te.add_argument(
+        "--strict-config", action="store_true",
+        help="make a difference between the checkpoint's stored model config and CONFIG an error (exit 2)",
+    )
+    te.set_defaults(handler=_test, check=lambda args, p=te: _check_run_options(p, args))
+
+    tb = commands.add_parser(
+        "tables", help="regenerate published tables: published vs reproduced",
+        description="Render tables (Markdown, CSV, LaTeX, HTML, PNG/PDF plot, JSON summary) from the workflow's "
+        "metrics JSONs under RESULTS/SCALE/metrics/, and refresh RESULTS/README.md.",
+    )
+    which = tb.add_mutually_exclusive_group(required=True)
+    which.add_argument("--table", action="append", help="a table: 2, A.11, table2, brs_readme_atss or rs_paper/2 (repeatable)")
+    which.add_argument("--all", action="store_true", help="every table of configs/tables.yaml")
+    tb.add_argument("--results", default="results", type=_path_text, help="the results root (default: results)")
+    tb.add_argument("--scale", choices=["smoke", "paper"], default="smoke")
+    tb.add_argument("--out", type=_path_text, help="output folder (default: RESULTS/SCALE/tables)")
+    tb.add_argument("--tolerance", type=float, default=0.3, help="|delta AP| in points for a row's verdict (default 0.3)")
+    tb.set_defaults(handler=_tables)
     return parser
 
 
+def _tables(args) -> int:
+    from .registry import Registry
+    from .tables import render_tables
+
+    if not args.tolerance > 0:
+        raise RankReproError(f"--tolerance must be > 0, got {args.tolerance}")
+    reg = Registry.load()
+    names = list(reg.tables) if args.all else args.table
+    written = render_tables(names, results=args.results, scale=args.scale, out=args.out, tolerance=args.tolerance,
+                            registry=reg)
+    for key, files in written.items():
+        print(f"{key}: {files['md']}")
+    return 0
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    """Run one subcommand. Bad input (options, files, folders, checkpoints) prints
+    ``rankrepro <command>: error: <message>`` and returns 2 (argparse exits with 2 itself);
+    anything else that goes wrong is a bug and keeps its traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "check", None) is not None:
+        args.check(args)
+    try:
+        return args.handler(args)
+    except RankReproError as err:
+        print(f"rankrepro {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,7 +12,11 @@ what makes it runnable in minutes on a CPU, by fixed rules:
 * data: the project's synthetic COCO-format dataset (:mod:`rankrepro.data.synthetic`),
   images resized to ``image_size``, masks loaded when the config loads masks;
 * schedule: ``max_iters`` iterations (linear warm-up, then one step decay at 3/4),
-  validation and a checkpoint at the end; the config's learning rate is kept.
+  validation at the end; the config's learning rate is kept;
+* checkpoints every ``checkpoint_interval`` (50) iterations and at the end, the last two
+  kept, written atomically (:class:`rankrepro.engine.AtomicCheckpointHook`), so that a run
+  killed at any moment resumes (``rankrepro train --resume``) having lost at most
+  ``checkpoint_interval`` iterations.
 
 A config may add model-specific smoke settings as ``smoke_overrides = dict(...)`` (a
 nested dict merged into the smoke config last, e.g. a mask head's channel count that the
@@ -27,6 +31,7 @@ from pathlib import Path
 from mmengine.config import Config, ConfigDict
 
 from .data.synthetic import CLASSES, metainfo
+from .errors import RankReproError
 
 RESNET18_WIDTHS = (64, 128, 256, 512)
 RESNET50_WIDTHS = (256, 512, 1024, 2048)
@@ -40,7 +45,10 @@ def smoke_config(
     batch_size: int = 4,
     width: int = 64,
     num_workers: int = 0,
+    checkpoint_interval: int = 50,
 ) -> Config:
+    if max_iters < 1 or checkpoint_interval < 1:
+        raise RankReproError(f"the smoke variant needs max_iters >= 1 and checkpoint_interval >= 1, got {max_iters}, {checkpoint_interval}")
     cfg = deepcopy(cfg)
     _shrink_model(cfg.model, width)
     needs_masks = _loads_masks(cfg)
@@ -62,7 +70,9 @@ def smoke_config(
         ConfigDict(type="MultiStepLR", by_epoch=False, begin=0, end=max_iters, milestones=[max_iters * 3 // 4], gamma=0.1),
     ]
     cfg.default_hooks.logger = ConfigDict(type="LoggerHook", interval=max(1, min(20, max_iters // 10)))
-    cfg.default_hooks.checkpoint = ConfigDict(type="CheckpointHook", interval=max_iters, by_epoch=False, max_keep_ckpts=1)
+    cfg.default_hooks.checkpoint = ConfigDict(
+        type="AtomicCheckpointHook", interval=min(checkpoint_interval, max_iters), by_epoch=False, max_keep_ckpts=2
+    )
     cfg.log_processor = ConfigDict(type="LogProcessor", window_size=10, by_epoch=False)
     cfg.auto_scale_lr = ConfigDict(enable=False, base_batch_size=batch_size)
     cfg.randomness = ConfigDict(seed=0)
@@ -76,7 +86,7 @@ def smoke_config(
 def _shrink_model(model: ConfigDict, width: int) -> None:
     backbone = model.get("backbone")
     if backbone is None or backbone.get("type") not in ("ResNet", "ResNeXt"):
-        raise ValueError(f"smoke_config needs a ResNet or ResNeXt backbone, got {backbone and backbone.get('type')}")
+        raise RankReproError(f"the smoke variant needs a ResNet or ResNeXt backbone, got {backbone and backbone.get('type')}")
     source = RESNET18_WIDTHS if backbone.get("depth") in (18, 34) else RESNET50_WIDTHS  # ResNeXt: ResNet-50's
     backbone.update(type="ResNet", depth=18, init_cfg=None, frozen_stages=-1, norm_eval=False)
     for key in ("pretrained", "groups", "base_width"):
