@@ -22,6 +22,9 @@ model = dict(
         loss_rank=dict(type='RankSortLoss', delta=0.5),
         box_weighting='score',
         task_balance='value',
+        # test: the official head's (mmdet 2.x) candidates, the 1000 best anchors per level by
+        # max class score with all their classes, not mmdet 3.x's 1000 best (anchor, class) pairs
+        test_candidates='anchors',
     ),
     test_cfg=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.6), max_per_img=100),
 )

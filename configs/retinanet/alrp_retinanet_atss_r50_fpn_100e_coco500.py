@@ -3,7 +3,8 @@
 # This is RetinaNet (its head and anchors), not the ATSS detector of configs/atss/.
 # Feeds: aLRP README "Results of the Base Models (with Scale 500)", row "aLRP Loss + ATSS /
 # ResNet-50" (oLRP 67.3, AP 40.2 minival).
-# Official: kemaloksuz/aLRPLoss configs/aLRPLoss500_r50_ATSS.py (steps 60/80, as here);
+# Source: the AP-Loss-based code of that row, kemaloksuz/aLRPLoss configs/aLRPLoss500_r50_ATSS.py
+# at the commit before 5a2c25f (steps 60/80, as here);
 # the mmdet port's alrp_loss_retinanet_r50_fpn_ATSS_100e_coco500.py uses steps 75/95.
 _base_ = './alrp_retinanet_r50_fpn_100e_coco500.py'
 model = dict(

@@ -2,8 +2,11 @@
 # augmentation, 100 epochs, 32 images per batch (official: 4 GPUs x 8), lr 0.008.
 # Feeds: aLRP README "Results of the Base Models (with Scale 500)", row "aLRP Loss /
 # ResNet-50" (oLRP 68.4, AP 38.9 on minival).
-# Official: kemaloksuz/aLRPLoss configs/alrp_loss/alrp_loss_retinanet_r50_fpn_100e_coco500.py
-# (mmdet 2.x port) and configs/aLRPLoss500_r50.py (the AP-Loss-based code of the README).
+# Official: kemaloksuz/aLRPLoss configs/aLRPLoss500_r50.py (the AP-Loss-based code, before
+# the repository was replaced by its mmdet 2.1 port in commit 5a2c25f; it produced the README
+# numbers above) and the port's configs/alrp_loss/alrp_loss_retinanet_r50_fpn_100e_coco500.py
+# (its README reports 39.0 minival for "aLRP Loss (GIoU)*" R-50 / 500).  This folder feeds
+# the AP-Loss-based code's numbers; where the two codes differ, it says which one it follows.
 #
 # Official recipe, as recorded here:
 #   anchors: 3 ratios (0.5, 1, 2) x 2 scales (2^0, 2^(1/2)) x octave base 4, strides 8..128;
@@ -16,11 +19,15 @@
 #   of the README numbers: from lr / 3);
 #   train: PhotoMetricDistortion, Expand (ratio 1-4, mean fill), MinIoURandomCrop,
 #   Resize 512x512 (aspect not kept), horizontal flip; test: shorter side 500, longer
-#   side <= 833, no flip; NMS IoU 0.5, score 0.05, 100 detections.
+#   side <= 833, no flip; per level the 1000 best (anchor, class) pairs with score > 0.01
+#   (> 0 on the last level), class-wise NMS IoU 0.5, 100 detections (lib/util/coco_eval.py;
+#   the mmdet port instead keeps the 1000 best anchors per level by max class score with
+#   all their classes, score > 0.05).
 # Not matched: the README numbers come from the AP-Loss-based code whose ResNets were
 # converted from Caffe (BGR mean subtraction, std 1); here torchvision ResNets with ImageNet
 # mean/std, as in the official mmdet port.  mmdet 3.3's PhotoMetricDistortion / Expand /
-# MinIoURandomCrop are the same algorithms as mmdet 2.x's (random draws differ).
+# MinIoURandomCrop are the same algorithms as mmdet 2.x's (random draws differ).  Test:
+# score > 0.01 on every level (the official keeps scores in (0, 0.01] on the last level).
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(
     imports=['rankrepro.models.dense_heads.ranking_retina_head', 'rankrepro.models', 'rankrepro.evaluation.metrics'],
@@ -42,9 +49,11 @@ model = dict(
         loss_bbox=dict(type='GIoULoss', reduction='none'),
         loss_rank=dict(type='aLRPLoss', delta=1.0),
         sb_initial=50.0,
+        test_candidates='pairs',  # the AP-Loss-based code's (anchor, class) pairs
     ),
     # inherited: MaxIoUAssigner(pos 0.5, neg 0.4, min_pos_iou 0), PseudoSampler,
-    # allowed_border -1; test: nms_pre 1000, score_thr 0.05, NMS 0.5, max_per_img 100.
+    # allowed_border -1; test: nms_pre 1000, NMS 0.5, max_per_img 100.
+    test_cfg=dict(score_thr=0.01),
 )
 custom_hooks = [dict(type='ALRPSelfBalancingHook')]
 

@@ -3,9 +3,12 @@
 # lr 0.004, steps 60/80; test shorter side 800, longer <= 1333).
 # Feeds: no published row (the README has scale 800 only for ); the base of
 # alrp_retinanet_r101_fpn_100e_coco800.py.
-# Official: kemaloksuz/aLRPLoss configs/aLRPLoss800_r101.py with depth 50,
-# configs/_base_/datasets/coco800_detection_augm.py.  Self-balancing period: one epoch
-# (the official hard-codes 7330 = ceil(117266 / 16) for this batch size).
+# Official: the AP-Loss-based code's kemaloksuz/aLRPLoss configs/aLRPLoss800_r101.py (at the
+# commit before 5a2c25f) with depth 50; the pipeline as the mmdet port's
+# configs/_base_/datasets/coco800_detection_augm.py.  Self-balancing period: one epoch of
+# this run, as the AP-Loss-based code, which updates the weight at the end of every epoch
+# (train.py); the mmdet port's aLRPLossRetinaHead hard-codes 3665 iterations (one COCO
+# epoch at 32 images) in all its configs, i.e. half an epoch at this batch size.
 _base_ = './alrp_retinanet_r50_fpn_100e_coco500.py'
 
 train_pipeline = [

@@ -2,8 +2,9 @@
 # SSD-style training, 32 images per batch = 4 GPUs x 8, lr 0.008, 100 epochs) with steps at
 # epochs 75 and 95.
 # Feeds: aLRP README "Table of Main Results", row "ResNext-101-32x8d / 500" (oLRP 64.8,
-# AP 42.8 minival, 43.4 test-dev) - the paper's Table 4 (SOTA comparison) entry.
-# Official: kemaloksuz/aLRPLoss configs/aLRPLoss500_x101.py (IoU assigner, 3 ratios x 2
+# AP 42.8 minival, 43.4 test-dev).
+# Source: the AP-Loss-based code of that row, kemaloksuz/aLRPLoss configs/aLRPLoss500_x101.py
+# at the commit before 5a2c25f (IoU assigner, 3 ratios x 2
 # scales, epochs 100, lr_step [75, 95], torchvision's resnext101_32x8d weights).  The
 # official mmdet port has only ATSS-assigned X-101-64x4d configs, which no table reports.
 # Not matched: the official normalised these torchvision weights with Caffe's BGR means

@@ -4,8 +4,9 @@
 # (anchors, assigner, SSD-style augmentation, 100 epochs, steps 60/80, 32 images).
 # Feeds: aLRP README "Results of the Base Models (with Scale 500)", row "AP Loss /
 # ResNet-50" (oLRP 71.0, AP 35.5 minival).
-# Official: kemaloksuz/aLRPLoss configs/alrp_loss/ap_loss_retinanet_r50_fpn_100e_coco500.py
-# and configs/APLoss500_r50.py.
+# Source: the AP-Loss-based code of that row, kemaloksuz/aLRPLoss configs/APLoss500_r50.py at
+# the commit before 5a2c25f; the mmdet port's configs/alrp_loss/ap_loss_retinanet_r50_fpn_100e_coco500.py
+# has the same recipe (its README: 35.4 minival).
 _base_ = './alrp_retinanet_r50_fpn_100e_coco500.py'
 model = dict(
     bbox_head=dict(

@@ -5,6 +5,7 @@ allow_failed_imports=False)``.
 """
 from . import losses  # noqa: F401  (registers the loss modules)
 from .dense_heads import (
+    CandidateSwitchATSSHead,
     RankBasedATSSHead,
     RankBasedPAAHead,
     RankingRetinaHead,
@@ -18,6 +19,7 @@ from .self_balancing import ALRPSelfBalancingHook
 
 __all__ = [
     "ALRPSelfBalancingHook",
+    "CandidateSwitchATSSHead",
     "RankBasedATSSHead",
     "RankBasedPAAHead",
     "RankingRetinaHead",

@@ -1,4 +1,4 @@
-from .rank_based_atss_head import RankBasedATSSHead
+from .rank_based_atss_head import CandidateSwitchATSSHead, RankBasedATSSHead
 from .rank_based_paa_head import RankBasedPAAHead
 from .rank_sort_solov2_head import RankSortSOLOV2Head
 from .rank_sort_yolact_head import RankSortYOLACTHead, RankSortYOLACTProtonet
@@ -6,6 +6,7 @@ from .ranking_retina_head import RankingRetinaHead
 from .yolact_ablation_protonet import YOLACTAblationProtonet
 
 __all__ = [
+    "CandidateSwitchATSSHead",
     "RankBasedATSSHead",
     "RankBasedPAAHead",
     "RankSortSOLOV2Head",

@@ -1,6 +1,21 @@
 """ATSS trained with a ranking-based loss: RS-ATSS and its AP / aLRP / BAP / BRS variants.
 
-RS paper Sec. 5.2, Eq. 14 and Appendix B (after the official ``RankBasedATSSHead``):
+RS paper Sec. 5.2, Eq. 14 and Appendix B.  Where each recipe comes from:
+
+* RS: the ``RankBasedATSSHead`` of kemaloksuz/RankSortLoss (mmdet 2.8;
+  ``configs/ranksort_loss/ranksort_atss_r50_fpn_1x_coco.py``); BRS: the same head of
+  blisgard/BucketedRankingBasedLosses (mmdet 2.25.3) with ``rank_loss_type='BucketedRankSort'``;
+* AP / BAP: the ``RankBasedATSSHead`` of BucketedRankingBasedLosses
+  (``mmdet/models/dense_heads/rank_based_atss_head.py``, configs
+  ``configs/bucketed_ranking_losses/{ap,bucketed_ap}_loss_atss_r50_fpn_1x_coco.py``).  The
+  RankSortLoss repository's head names AP and aLRP but cannot train them: its ``__init__``
+  for aLRP refers to an undefined ``ranking_weighting`` and its ``loss`` always unpacks two
+  outputs (ranking, sorting) of the loss;
+* aLRP: no official ATSS head trains it, so aLRP-ATSS uses aLRP Loss as the aLRP repository's
+  mmdet heads do (GIoU Losses as localisation errors, self-balancing from 50), with the
+  learning rate 0.005 of the RS paper's aLRP-ATSS (Sec. 6.1.2; ``configs/atss/alrp_*``).
+
+The head:
 
 * the centerness head is removed (kept, for the "Aux. head" rows of Table 2, with
   ``aux_head=True``);
@@ -9,12 +24,14 @@ RS paper Sec. 5.2, Eq. 14 and Appendix B (after the official ``RankBasedATSSHead
   a non-ignored anchor is negative; for RS / BRS the positive's target is the IoU of its
   (detached) predicted box with its ground truth (a positive whose predicted box does not
   overlap its ground truth at all thus has target 0, i.e. counts as a negative, as in the
-  official code);
+  official code); AP / BAP / aLRP use binary targets;
 * box regression: GIoU Loss per positive, weighted by the positive's classification
   score (max over classes of the sigmoid, detached; Eq. A.32 "score-based"), normalised
   by the sum of weights;
-* value-based task balancing: the box loss is multiplied by lambda = L_cls / L_box,
-  both detached, recomputed every iteration (L_cls = sum of the ranking loss terms);
+* task balancing (``task_balance``): RS / BRS multiply the box loss by lambda = L_cls /
+  L_box, both detached, every iteration (value-based); the official AP / BAP head instead
+  multiplies it by a fixed 2.0 (``loc_weight``) and passes delta 1.0 to the loss, whatever
+  its own ``delta`` (0.5): the AP / BAP configs set ``delta=1.0, task_balance=2.0``;
 * aLRP Loss instead: the localisation errors of the positives (their GIoU losses) enter
   the aLRP classification error, the box loss is aLRP's localisation component and is
   multiplied by the self-balancing weight (no score weighting, no value balancing).
@@ -23,6 +40,10 @@ For the baselines of the RS paper without the auxiliary head (Table 2, Table 9),
 head trains the classifier with a score-based loss instead (``loss_rank=None``):
 ``loss_cls`` = Focal Loss (binary labels) or Quality Focal Loss (IoU labels), averaged over
 positives, and a fixed ``task_balance`` weight on the box loss.
+
+Test time: ``test_candidates='anchors'`` selects candidates as the official heads (mmdet
+2.x; see :class:`~.ranking_head.CandidateSelectionMixin`); the configs of ``configs/atss``
+use it.  :class:`CandidateSwitchATSSHead` is mmdet's ``ATSSHead`` with the same switch.
 
 Losses are named ``loss_rank`` / ``loss_sort`` (RS, BRS), ``loss_ap`` (AP, BAP) or
 ``loss_cls`` (aLRP, FL, QFL), and ``loss_bbox``.
@@ -35,11 +56,11 @@ from mmdet.models.dense_heads import ATSSHead
 from mmdet.registry import MODELS
 from mmdet.utils import reduce_mean
 
-from .ranking_head import RankingATSSHeadMixin
+from .ranking_head import CandidateSelectionMixin, RankingATSSHeadMixin
 
 
 @MODELS.register_module()
-class RankBasedATSSHead(RankingATSSHeadMixin, ATSSHead):
+class RankBasedATSSHead(CandidateSelectionMixin, RankingATSSHeadMixin, ATSSHead):
     """ATSS head without centerness, its classifier trained by ``loss_rank`` (or ``loss_cls``).
 
     Args:
@@ -59,6 +80,9 @@ class RankBasedATSSHead(RankingATSSHeadMixin, ATSSHead):
             trained by ``loss_centerness`` on the positives' centerness targets (averaged
             over positives, as mmdet's ATSS), its sigmoid multiplies the scores at test
             time.  False (the default, RS-ATSS): no centerness branch.
+        test_candidates: ``'pairs'`` (mmdet 3.x's test-time candidates, the default) or
+            ``'anchors'`` (mmdet 2.x's and the official heads': the ``nms_pre`` best
+            anchors of each level by max class score, all their classes into NMS).
         All other arguments as ``ATSSHead``; ``loss_centerness`` is used only with
         ``aux_head``.
         ``loss_bbox`` must give per-box losses (``reduction='none'``).
@@ -75,10 +99,12 @@ class RankBasedATSSHead(RankingATSSHeadMixin, ATSSHead):
         sb_initial: float = 50.0,
         ranking_delta: float | None = None,
         aux_head: bool = False,
+        test_candidates: str = "pairs",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.init_ranking(loss_rank, box_weighting, task_balance, sb_initial, ranking_delta, aux_head)
+        self.init_test_candidates(test_candidates)
 
     def loss_by_feat(self, cls_scores, bbox_preds, *args, **kwargs) -> dict:
         """Losses of the batch; after ``cls_scores, bbox_preds`` mmdet passes the centerness
@@ -105,3 +131,14 @@ class RankBasedATSSHead(RankingATSSHeadMixin, ATSSHead):
         targets = self.centerness_target(pos_anchors, gt_boxes)
         avg_factor = reduce_mean(aux_logits.new_tensor(float(aux_logits.numel()))).item()
         return self.loss_centerness(aux_logits, targets, avg_factor=avg_factor)
+
+
+@MODELS.register_module()
+class CandidateSwitchATSSHead(CandidateSelectionMixin, ATSSHead):
+    """mmdet's ``ATSSHead`` (training unchanged) with the ``test_candidates`` switch:
+    ``'anchors'`` is mmdet 2.8's ATSS test (the ``nms_pre`` anchors of each level with the
+    highest max(score x centerness), thresholds and NMS on that product)."""
+
+    def __init__(self, *args, test_candidates: str = "pairs", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.init_test_candidates(test_candidates)

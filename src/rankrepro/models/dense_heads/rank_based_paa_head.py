@@ -57,12 +57,11 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.dense_heads import PAAHead
-from mmdet.models.layers import multiclass_nms
 from mmdet.models.losses import FocalLoss
 from mmdet.models.utils import levels_to_images, multi_apply
 from mmdet.registry import MODELS
 
-from .ranking_head import EPS, RankingATSSHeadMixin
+from .ranking_head import EPS, RankingATSSHeadMixin, anchor_candidates, candidates_nms
 
 
 @MODELS.register_module()
@@ -226,30 +225,18 @@ class RankBasedPAAHead(RankingATSSHeadMixin, PAAHead):
     def _predict_by_feat_single(self, cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, img_meta, cfg=None, rescale=False, with_nms=True) -> InstanceData:
         """Boxes of one image scored by the class probabilities alone (without the IoU branch).
 
-        As the official test code: the ``nms_pre`` best anchors of each level by max class
-        probability, class-wise NMS, then PAA's score voting on the same scores.
+        As the official test code (``RankBasedPAAHead._get_bboxes_single`` of both official
+        repositories): the ``nms_pre`` best anchors of each level by max class probability
+        with all their classes (:func:`~.ranking_head.anchor_candidates`), class-wise NMS,
+        then PAA's score voting on the same scores.
         """
         if self.aux_head:  # mmdet's PAA: sqrt(class probability x predicted IoU)
             return super()._predict_by_feat_single(
                 cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, img_meta, cfg, rescale, with_nms
             )
         cfg = self.test_cfg if cfg is None else cfg
-        nms_pre = cfg.get("nms_pre", -1)
-        mlvl_bboxes, mlvl_scores = [], []
-        for cls_score, bbox_pred, priors in zip(cls_score_list, bbox_pred_list, mlvl_priors):
-            scores = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels).sigmoid()
-            bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
-            if 0 < nms_pre < scores.shape[0]:
-                _, top = scores.max(dim=1).values.topk(nms_pre)
-                priors, bbox_pred, scores = priors[top], bbox_pred[top], scores[top]
-            mlvl_bboxes.append(self.bbox_coder.decode(priors, bbox_pred, max_shape=img_meta["img_shape"]))
-            mlvl_scores.append(scores)
-        bboxes = torch.cat(mlvl_bboxes)
-        if rescale:
-            bboxes = bboxes / bboxes.new_tensor(img_meta["scale_factor"]).repeat((1, 2))
-        scores = torch.cat(mlvl_scores)
-        scores = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)  # background column
-        det_bboxes, det_labels = multiclass_nms(bboxes, scores, cfg.score_thr, cfg.nms, cfg.max_per_img)
+        bboxes, scores = anchor_candidates(self, cls_score_list, bbox_pred_list, mlvl_priors, img_meta, cfg.get("nms_pre", -1), rescale)
+        det_bboxes, det_labels = candidates_nms(bboxes, scores, cfg)
         if self.with_score_voting and len(det_bboxes) > 0:
             det_bboxes, det_labels = self.score_voting(det_bboxes, det_labels, bboxes, scores, cfg.score_thr)
         results = InstanceData()

@@ -8,16 +8,21 @@
   L_cls / L_t (RS paper Sec. 5.3, Fig. 3c), magnitude-based balancing, or a fixed lambda;
 * :class:`RankingATSSHeadMixin`: the (by default auxiliary-branch-free) ATSS-style head of
   RS-ATSS and RS-PAA (network, ranking / score-based classification, balanced GIoU box
-  loss).
+  loss);
+* :func:`anchor_candidates`, :func:`candidates_nms` and :class:`CandidateSelectionMixin`: the
+  test-time candidate selection of mmdet 2.x (before 2.18) and of the official ranking
+  heads, as a switch on the ATSS and RetinaNet heads (always used by the PAA head).
 """
 from __future__ import annotations
 
 import torch
+from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmdet.models.layers import multiclass_nms
 from mmdet.models.losses import QualityFocalLoss
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmdet.utils import reduce_mean
 
 from ...losses.negatives import ExactNegatives
@@ -242,3 +247,92 @@ class RankingATSSHeadMixin(SelfBalancedLocalisation):
                 scores[pos] = ious.to(scores.dtype)
             return self.loss_cls(logits, (labels, scores), label_weights, avg_factor=avg_factor)
         return self.loss_cls(logits, labels, label_weights, avg_factor=avg_factor)
+
+
+# ---------------------------------------------------------------------- test-time candidates
+TEST_CANDIDATES = ("pairs", "anchors")
+
+
+def anchor_candidates(head, cls_score_list, bbox_pred_list, mlvl_priors, img_meta, nms_pre, rescale=False, score_factor_list=None):
+    """The test-time candidates of one image as mmdet 2.x selected them: per level, the
+    ``nms_pre`` anchors with the highest *maximum* class probability, each with *all* its
+    classes (mmdet <= 2.17 ``AnchorHead._get_bboxes_single``, kept by the official
+    ``RankBasedATSSHead`` / ``RankBasedPAAHead`` of the RankSortLoss (mmdet 2.8) and
+    BucketedRankingBasedLosses (mmdet 2.25.3) repositories).
+
+    ``score_factor_list`` (ATSS's centerness logits, or None): the probabilities are first
+    multiplied by the sigmoid of the factor, as mmdet 2.8's ``ATSSHead`` ranks anchors by
+    max(score x centerness) and its ``multiclass_nms`` thresholds and suppresses that product.
+
+    Returns the decoded boxes (N x 4, clipped to ``img_shape``; divided by the scale factor
+    with ``rescale``) and their probabilities (N x C).  Sigmoid classifiers only.
+    """
+    if not head.use_sigmoid_cls:
+        raise ValueError("anchor_candidates: the head must use a sigmoid classifier")
+    factors = score_factor_list if score_factor_list is not None else [None] * len(cls_score_list)
+    mlvl_bboxes, mlvl_scores = [], []
+    for cls_score, bbox_pred, factor, priors in zip(cls_score_list, bbox_pred_list, factors, mlvl_priors):
+        scores = cls_score.permute(1, 2, 0).reshape(-1, head.cls_out_channels).sigmoid()
+        deltas = bbox_pred.permute(1, 2, 0).reshape(-1, head.bbox_coder.encode_size)
+        if factor is not None:
+            scores = scores * factor.permute(1, 2, 0).reshape(-1, 1).sigmoid()
+        if 0 < nms_pre < scores.shape[0]:
+            top = scores.max(dim=1).values.topk(nms_pre).indices
+            priors, deltas, scores = priors[top], deltas[top], scores[top]
+        mlvl_bboxes.append(get_box_tensor(head.bbox_coder.decode(priors, deltas, max_shape=img_meta["img_shape"])))
+        mlvl_scores.append(scores)
+    bboxes = torch.cat(mlvl_bboxes)
+    if rescale:
+        bboxes = bboxes / bboxes.new_tensor(img_meta["scale_factor"]).repeat((1, 2))
+    return bboxes, torch.cat(mlvl_scores)
+
+
+def candidates_nms(bboxes: Tensor, scores: Tensor, cfg) -> tuple[Tensor, Tensor]:
+    """mmdet's ``multiclass_nms`` over the candidates (N x 4 boxes, N x C probabilities):
+    every (candidate, class) with probability > ``score_thr``, class-wise NMS (``cfg.nms``),
+    the best ``max_per_img``.  Returns ``(det_bboxes (K x 5, score last), det_labels)``."""
+    padded = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)  # background column
+    return multiclass_nms(bboxes, padded, cfg.score_thr, cfg.nms, cfg.max_per_img)
+
+
+class CandidateSelectionMixin:
+    """The ``test_candidates`` switch of a sigmoid dense head (put it first among the bases).
+
+    * ``'pairs'`` (mmdet >= 2.18 and 3.x, ``BaseDenseHead``): per level, the ``nms_pre``
+      (anchor, class) pairs with the highest probabilities above ``score_thr``, then
+      class-wise NMS; an anchor whose best class is kept may lose its other classes.
+    * ``'anchors'`` (mmdet <= 2.17 and the official ranking heads): per level, the
+      ``nms_pre`` anchors with the highest maximum class probability, then every class of
+      those anchors above ``score_thr`` enters the class-wise NMS (:func:`anchor_candidates`,
+      :func:`candidates_nms`).  Score factors (ATSS's centerness) multiply the
+      probabilities before the selection, the threshold and NMS, as in mmdet 2.8.
+
+    Without score factors the two keep the same pairs on a level whose pairs above
+    ``score_thr`` are at most ``nms_pre`` and all belong to anchors among the ``nms_pre``
+    best; otherwise ``'anchors'`` can keep up to C x ``nms_pre`` pairs of a level (all
+    classes of its best anchors) where ``'pairs'`` keeps ``nms_pre`` (from any anchors).
+    """
+
+    def init_test_candidates(self, test_candidates: str) -> None:
+        if test_candidates not in TEST_CANDIDATES:
+            raise ValueError(f"test_candidates must be one of {TEST_CANDIDATES}, got {test_candidates!r}")
+        self.test_candidates = test_candidates
+
+    def _predict_by_feat_single(self, cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, img_meta, cfg=None, rescale=False, with_nms=True) -> InstanceData:
+        if self.test_candidates == "pairs":
+            return super()._predict_by_feat_single(
+                cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, img_meta, cfg, rescale, with_nms
+            )
+        cfg = self.test_cfg if cfg is None else cfg
+        factors = score_factor_list if score_factor_list[0] is not None else None
+        bboxes, scores = anchor_candidates(
+            self, cls_score_list, bbox_pred_list, mlvl_priors, img_meta, cfg.get("nms_pre", -1), rescale, factors
+        )
+        results = InstanceData()
+        if with_nms:
+            det_bboxes, det_labels = candidates_nms(bboxes, scores, cfg)
+            results.bboxes, results.scores, results.labels = det_bboxes[:, :-1], det_bboxes[:, -1], det_labels
+        else:  # test-time augmentation merges the (candidate, class) pairs above the threshold
+            inds, labels = (scores > cfg.score_thr).nonzero(as_tuple=True)
+            results.bboxes, results.scores, results.labels = bboxes[inds], scores[inds, labels], labels
+        return results

@@ -41,8 +41,10 @@ Differences from the official code:
   the official decodes the deltas of both prediction and target relative to a unit box at
   the origin.  IoU and GIoU are invariant to the per-axis scaling and translation between
   the two frames, and both clamp dw, dh at |log(16/1000)|, so the losses are the same;
-* the self-balancing period is one epoch of *this* run (``len(train_dataloader)``), the
-  official hard-codes 3665 (COCO at 32 images per batch) or 7330 (16 images);
+* the self-balancing period is one epoch of *this* run (``len(train_dataloader)``); the
+  mmdet port's heads hard-code 3665 iterations (one COCO epoch at 32 images per batch, also
+  in its 16-image scale-800 configs), the AP-Loss-based code behind the README numbers
+  updates the weight at the end of every epoch (``train.py``);
 * the self-balancing state (weight, running sums, counter) is saved in checkpoints, so a
   resumed run continues its period; the official kept it in plain attributes (a resumed
   run restarted from 50);
@@ -52,6 +54,15 @@ Differences from the official code:
 * a batch without positives gives zero losses still connected to the graph (the official
   returned ``0 * logits`` tensors, which mmdet 2.x averaged to 0) and does not advance
   the self-balancing counter (as the official).
+
+Test time (``test_candidates``, :class:`~.ranking_head.CandidateSelectionMixin`): the
+numbers that ``configs/retinanet`` feeds (the aLRP README before the mmdet port) come from
+the AP-Loss-based code, whose ``lib/util/coco_eval.py`` keeps, per level, the 1000 best
+(anchor, class) pairs of the sigmoid scores above 0.01 (above 0 on the last level), then
+runs class-wise NMS (IoU 0.5) and keeps the first 100: the ``'pairs'`` selection with
+``score_thr=0.01``, which those configs use.  The mmdet port (mmdet 2.1.0)
+inherits ``AnchorHead._get_bboxes_single``: the 1000 best anchors per level by max class
+score, all their classes above 0.05 into NMS, i.e. ``'anchors'`` with ``score_thr=0.05``.
 
 The logits are flattened level-major (all images of level 3, then level 4, ...) as in the
 official code; only the tie-breaking of equal scores could depend on that order.
@@ -67,7 +78,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, cat_boxes, get_box_tensor
 
 from ..self_balancing import SelfBalancedLocalisation
-from .ranking_head import apply_ranking_loss, ranking_targets
+from .ranking_head import CandidateSelectionMixin, apply_ranking_loss, ranking_targets
 
 
 class _LevelAwareAssigner:
@@ -84,7 +95,7 @@ class _LevelAwareAssigner:
 
 
 @MODELS.register_module()
-class RankingRetinaHead(SelfBalancedLocalisation, RetinaHead):
+class RankingRetinaHead(CandidateSelectionMixin, SelfBalancedLocalisation, RetinaHead):
     """RetinaNet head whose classifier is trained by a ranking loss (aLRP, AP, RS, BRS, BAP).
 
     Args:
@@ -94,12 +105,15 @@ class RankingRetinaHead(SelfBalancedLocalisation, RetinaHead):
             ``RankSortLoss`` or ``BucketedRankSortLoss``.
         sb_initial: initial aLRP self-balancing weight (50 as the official); ignored
             for the other losses.
+        test_candidates: ``'pairs'`` (the default: mmdet 3.x's and the AP-Loss-based
+            code's (anchor, class) pairs) or ``'anchors'`` (the mmdet 2.x port's anchors).
         All other arguments as ``RetinaHead``.  ``loss_cls`` is not used for training;
         it only has to select sigmoid scores (``use_sigmoid=True``, the default).
     """
 
-    def __init__(self, *args, loss_rank: dict, sb_initial: float = 50.0, **kwargs) -> None:
+    def __init__(self, *args, loss_rank: dict, sb_initial: float = 50.0, test_candidates: str = "pairs", **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.init_test_candidates(test_candidates)
         if not self.use_sigmoid_cls:
             raise ValueError("RankingRetinaHead ranks sigmoid logits: loss_cls must have use_sigmoid=True")
         self.loss_rank = MODELS.build(loss_rank)
