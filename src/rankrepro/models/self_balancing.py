@@ -13,7 +13,10 @@ class SelfBalancedLocalisation:
     """Mixin for heads trained with aLRP Loss: owns a :class:`SelfBalancingWeight`.
 
     The weight's period is one epoch of the run, set by :class:`ALRPSelfBalancingHook`
-    from the training dataloader (the official code hard-codes 3665 or 7330).  Its state
+    from the training dataloader.  The official mmdet heads hard-code a number of
+    iterations (3665 in the aLRPLoss repository's heads, 7330 in the aLRP branches of the
+    RankSortLoss repository's ATSS / PAA heads); the AP-Loss-based aLRP code updates the
+    weight at the end of every epoch.  Its state
     is part of the head's ``state_dict`` (``get_extra_state``), so resuming continues the
     current period.
     """
@@ -49,8 +52,8 @@ class ALRPSelfBalancingHook(Hook):
     """Sets the self-balancing period of every aLRP head to one epoch of the training run.
 
     One epoch is ``len(runner.train_dataloader)`` iterations: ceil(dataset size /
-    (images per GPU x GPUs)), which is what the official 3665 hard-coded for COCO at 32
-    images per batch.
+    (images per GPU x GPUs)); the official 3665 and 7330 are that for COCO's 117,266
+    training images at 32 and 16 images per batch.
     """
 
     priority = "NORMAL"
