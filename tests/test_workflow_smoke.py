@@ -21,7 +21,8 @@ TARGET = "reproduce_rs_readme_one_stage"  # RS-ATSS and RS-PAA
 
 
 def snakemake_args(configfile, *args):
-    return [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(configfile), *args]
+    # targets and flags first: --configfile takes every word that follows it
+    return [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", str(configfile)]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,11 @@ def test_smoke_table_end_to_end_then_nothing_to_do_then_resume(run_config):
     # kill the workflow during one model's training, then re-run: it resumes from the checkpoint
     exp = experiments[0]
     work = Path(config["work_dirs"]) / "smoke" / exp
+    # as if the first run had been interrupted in this model's training: no record, no table
     subprocess.run(["rm", "-rf", str(work)], check=True)
     (results / "metrics" / f"{exp}.json").unlink()
+    for path in (results / "tables").glob("rs_readme_one_stage.*"):
+        path.unlink()
     job = subprocess.Popen(snakemake_args(configfile, TARGET), cwd=ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
@@ -85,7 +89,7 @@ def test_smoke_table_end_to_end_then_nothing_to_do_then_resume(run_config):
     saved = max(int(p.stem.split("_")[1]) for p in work.glob("iter_*.pth"))
     assert saved < 12
 
-    subprocess.run([sys.executable, "-m", "snakemake", "--unlock", "--configfile", str(configfile), TARGET],
+    subprocess.run([sys.executable, "-m", "snakemake", TARGET, "--unlock", "--configfile", str(configfile)],
                    cwd=ROOT, capture_output=True, check=True)
     proc = subprocess.run(snakemake_args(configfile, TARGET), cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]

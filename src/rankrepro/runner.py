@@ -187,10 +187,12 @@ def test_checkpoint(config, checkpoint, work_dir, out=None, strict_config: bool 
     ``checkpoint_config_differs`` (true / false; null for a checkpoint without a stored
     config), ``checkpoint_config`` (``stored``, ``matches``, the checkpoint's ``iter`` and
     ``epoch``, ``num_differences`` and up to 50 ``differences``: ``{key, checkpoint,
-    config}``) and ``metrics``.
+    config}``), ``fps`` and ``test_images`` (:class:`rankrepro.engine.speed.TestSpeedHook`) and
+    ``metrics``.
     """
     _prepare_environment()
     from .engine import CheckpointConfigCheckHook, StrictLoadRunner, checkpoint_problem, describe_differences
+    from .engine.speed import TestSpeedHook
 
     problem = checkpoint_problem(checkpoint)
     if problem is not None:
@@ -207,6 +209,8 @@ def test_checkpoint(config, checkpoint, work_dir, out=None, strict_config: bool 
     runner = StrictLoadRunner.from_cfg(cfg)
     check = CheckpointConfigCheckHook(strict=strict_config)
     runner.register_hook(check)
+    speed = TestSpeedHook()
+    runner.register_hook(speed)
     metrics = runner.test()
     report = _summarise(check.report)
     if report["differences"]:
@@ -215,7 +219,7 @@ def test_checkpoint(config, checkpoint, work_dir, out=None, strict_config: bool 
         differs = None if not report["stored"] else not report["matches"]
         write_json_atomic(
             {"config": str(config), "checkpoint": str(checkpoint), "checkpoint_config_differs": differs,
-             "checkpoint_config": report, "metrics": dict(metrics)},
+             "checkpoint_config": report, **speed.summary(), "metrics": dict(metrics)},
             out,
         )
     return TestResult(dict(metrics), report)
