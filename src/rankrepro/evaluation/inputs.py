@@ -38,12 +38,15 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from ..errors import RankReproError
+
 IOU_TYPES = ("bbox", "segm")
 DATASETS = ("coco", "lvis")
 
 
-class EvaluationInputError(ValueError):
-    """A ground-truth or detection file that cannot be evaluated; the message says why."""
+class EvaluationInputError(RankReproError):
+    """A ground-truth or detection file that cannot be evaluated; the message says why (a
+    :class:`~rankrepro.errors.RankReproError`, so every subcommand reports it cleanly)."""
 
 
 def load_json(path: str | Path, what: str):
