@@ -43,6 +43,8 @@ Run::
     .venv/bin/python benchmarks/loss_speed.py --quick          # smoke run, < 1 min
     .venv/bin/python benchmarks/loss_speed.py                  # full grid, minutes
     .venv/bin/python benchmarks/loss_speed.py --device cuda --no-oracle
+    # many positives, 1 vs all threads (issue 15: RS was many times slower on 2 threads)
+    .venv/bin/python benchmarks/loss_speed.py --M 1000000 --P 20000 --no-oracle --threads both
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ flattened logits (a float64 tensor).
 """
 from __future__ import annotations
 
-import math
+from fractions import Fraction
 
 import torch
 
@@ -99,7 +99,9 @@ def bucketed_rank_sort(logits, targets, delta=0.5):
     if P == 0:
         return (0.0, 0.0), (g_rank, g_sort)
     buckets = _buckets(s, y, pos.tolist(), neg.tolist(), delta)
-    means = torch.tensor([math.fsum(s[b].tolist()) / len(b) for b in buckets], dtype=torch.float64)
+    # The exact mean, rounded once (fsum(...) / len rounds twice: the mean of six equal
+    # scores could come out one ulp below them, i.e. below a tied positive for delta = 0).
+    means = torch.tensor([float(sum(map(Fraction, s[b].tolist())) / len(b)) for b in buckets], dtype=torch.float64)
     counts = torch.tensor([float(len(b)) for b in buckets], dtype=torch.float64)
     lr, ls, grp, gsp, gn = _rank_sort_core(s[pos], y[pos], means, counts, delta, eps=0.0)
     g_rank[pos] = grp / P

@@ -170,3 +170,106 @@ def test_inputs_are_not_modified(dtype):
         sum(terms).backward()
         assert torch.equal(logits.detach(), logits_before), name
         assert torch.equal(targets, targets_before), name
+
+
+@pytest.mark.parametrize("loss", [rank_sort_loss, bucketed_rank_sort_loss])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.tensor([0.0, 3.0, 1.0, 0.0, 7.0, -1.0]),  # class indices passed by mistake
+        torch.tensor([0.0, 0.5, torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)).item(), 0.0, 0.0, 0.0]),
+    ],
+    ids=["class-indices", "just-above-1"],
+)
+def test_rank_sort_targets_above_one_raise(loss, bad):
+    """RS / BRS labels are IoU / Dice values in (0, 1]: anything above 1 is a caller's bug."""
+    with pytest.raises(ValueError, match=rf"{loss.__name__}: .*above 1"):
+        loss(torch.randn(6), bad)
+
+
+@pytest.mark.parametrize("loss", [rank_sort_loss, bucketed_rank_sort_loss])
+def test_rank_sort_targets_contract_at_the_limits(loss):
+    """1 is a valid label; any negative value is 'ignored', whatever its size."""
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, 5.0], dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([1.0, 0.0, 0.4, 0.0, -7.0], dtype=torch.float64)
+    ranking, sorting = loss(logits, targets)
+    # Positives at 2 (label 1) and 0 (label 0.4); the ignored 5 takes no part.
+    reference = loss(logits[:4].detach(), targets[:4])
+    assert ranking.item() == pytest.approx(reference[0].item(), abs=1e-15)
+    assert sorting.item() == pytest.approx(reference[1].item(), abs=1e-15)
+    assert ranking.item() > 0  # the negative at 1.0 outranks the positive at 0
+    (grad,) = torch.autograd.grad(ranking + sorting, logits)
+    assert grad[4].item() == 0.0
+
+
+def test_binary_losses_only_use_the_sign_of_positive_targets():
+    """AP / BAP / aLRP take any value > 0 as a positive (their documented contract)."""
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0], dtype=torch.float64)
+    labels, indices = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([3.0, 0.0, 7.0, 0.0])
+    assert ap_loss(logits, indices).item() == ap_loss(logits, labels).item()
+    assert bucketed_ap_loss(logits, indices).item() == bucketed_ap_loss(logits, labels).item()
+    loc = torch.tensor([0.2, 0.6], dtype=torch.float64)
+    assert [t.item() for t in alrp_loss(logits, indices, loc)] == [t.item() for t in alrp_loss(logits, labels, loc)]
+
+
+LOW_AND_HIGH = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+@pytest.mark.parametrize("logits_dtype", LOW_AND_HIGH, ids=str)
+@pytest.mark.parametrize("loc_dtype", LOW_AND_HIGH, ids=str)
+def test_alrp_terms_come_back_in_the_logits_dtype(logits_dtype, loc_dtype):
+    """Both aLRP terms are in the logits' dtype whatever the dtype of ``loc_errors``; the
+    localisation term is the float64 value of the same (rounded) inputs, rounded once, and
+    its gradient reaches ``loc_errors`` in their own dtype."""
+    gen = torch.Generator().manual_seed(4)
+    logits64, targets64 = random_problem(gen, 300, pos_frac=0.1)
+    labels = torch.where(targets64 > 0, 1.0, targets64)
+    num_pos = int((labels > 0).sum())
+    logits = logits64.to(logits_dtype).requires_grad_()
+    loc = torch.rand(num_pos, generator=gen, dtype=torch.float64).to(loc_dtype).requires_grad_()
+    cls_loss, loc_loss = alrp_loss(logits, labels.to(logits_dtype), loc)
+    assert cls_loss.dtype == logits_dtype and loc_loss.dtype == logits_dtype
+    _, want = alrp_loss(logits.detach().double(), labels.to(logits_dtype).double(), loc.detach().double())
+    assert loc_loss.item() == want.to(logits_dtype).item()
+    (grad,) = torch.autograd.grad(loc_loss, loc)
+    assert grad.dtype == loc_dtype
+
+
+@pytest.mark.parametrize("logits_dtype", [torch.float16, torch.bfloat16, torch.float64], ids=str)
+def test_alrp_without_positives_returns_the_logits_dtype(logits_dtype):
+    logits = torch.randn(5).to(logits_dtype).requires_grad_()
+    loc = torch.zeros(0, dtype=torch.float32, requires_grad=True)
+    cls_loss, loc_loss = alrp_loss(logits, torch.zeros(5), loc)
+    assert cls_loss.dtype == logits_dtype and loc_loss.dtype == logits_dtype
+    assert loc_loss.item() == 0.0 and loc_loss.requires_grad
+
+
+def test_sorting_term_is_zero_when_all_labels_are_equal():
+    """No positive is misranked against another: sorting 0 and no sorting gradient."""
+    gen = torch.Generator().manual_seed(6)
+    logits, targets = random_problem(gen, 400, pos_frac=0.2)
+    targets = torch.where(targets > 0, torch.full_like(targets, 0.6), targets)
+    x = logits.clone().requires_grad_()
+    _, sorting = rank_sort_loss(x, targets)
+    (grad,) = torch.autograd.grad(sorting, x)
+    assert sorting.item() == pytest.approx(0.0, abs=1e-15)
+    assert grad.abs().max().item() < 1e-15
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.5])
+def test_sorting_term_split_into_several_level_groups_is_unchanged(monkeypatch, delta):
+    """Above GROUP_ROWS rows the label levels are processed in groups (memory bound); the
+    result is the same as with all levels at once."""
+    from rankrepro.losses.sorting import _LabelPrefixBlocks
+
+    gen = torch.Generator().manual_seed(8)
+    logits, targets = random_problem(gen, 2000, pos_frac=0.4, round_to=0.05)
+    x = logits.clone().requires_grad_()
+    whole = rank_sort_loss(x, targets, delta)
+    whole_grad = torch.autograd.grad(sum(whole), x)[0]
+    monkeypatch.setattr(_LabelPrefixBlocks, "GROUP_ROWS", 2000)  # about 2 levels per group
+    grouped = rank_sort_loss(x, targets, delta)
+    grouped_grad = torch.autograd.grad(sum(grouped), x)[0]
+    for a, b in zip(whole, grouped):
+        assert_close(a.item(), b.item(), "grouped value")
+    assert_close(grouped_grad, whole_grad, "grouped gradient")

@@ -97,7 +97,8 @@ def test_bucketed_differs_from_exact_for_smoothed_step():
 
 
 def test_delta_is_used_by_bucketed_losses():
-    """The official code always ran delta = 0.5 whatever it was given; ours uses delta."""
+    """delta reaches the bucketed losses (as in the Bucketed repository, whose BRS / BAP take
+    delta as third argument; there it is plain RS whose third slot is an unused weight)."""
     gen = torch.Generator().manual_seed(3)
     logits, targets = random_problem(gen, 200)
     values = {d: bucketed_rank_sort_loss(logits, targets, d)[0].item() for d in (0.1, 0.5, 2.0)}
@@ -112,3 +113,17 @@ def test_large_problem_matches_oracle(delta):
     gen = torch.Generator().manual_seed(99)
     logits, targets = random_problem(gen, 70000, pos_frac=0.0015, ignore_frac=0.05, round_to=0.01)
     _run_all(logits, targets, delta, f"large delta {delta}")
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.5])
+def test_many_positives_match_oracle(delta):
+    """~1500 positives: the sorting term's label-order blocks span 11 levels; labels and
+    scores both tied (labels on a 0.05 grid, scores on a 0.01 grid)."""
+    gen = torch.Generator().manual_seed(17)
+    logits, targets = random_problem(gen, 3000, pos_frac=0.5, ignore_frac=0.05, round_to=0.01)
+    targets = torch.where(targets > 0, (targets / 0.05).ceil() * 0.05, targets)
+    x = logits.clone().requires_grad_()
+    assert_matches_oracle(rank_sort_loss(x, targets, delta), x, *oracle.rank_sort(logits, targets, delta), "RS")
+    assert_matches_oracle(
+        bucketed_rank_sort_loss(x, targets, delta), x, *oracle.bucketed_rank_sort(logits, targets, delta), "BRS"
+    )

@@ -19,9 +19,12 @@ def alrp_loss(
 
     Args:
         logits, targets: as in :func:`~rankrepro.losses.ap_loss` (positives ``> 0``).
-        loc_errors: localisation error in [0, 1] of each positive, shape (P,), in the
-            flat order of the positives (``logits.flatten()[targets.flatten() > 0]``);
-            e.g. (1 - GIoU) / 2 as in the aLRP configs.
+        loc_errors: localisation error of each positive, shape (P,), any float dtype, in
+            the flat order of the positives (``logits.flatten()[targets.flatten() > 0]``).
+            The official aLRP heads (RetinaNet, FoveaBox, the Faster R-CNN RoI head) pass
+            1 - GIoU, the GIoU Loss with ``reduction='none'`` (their comment: (1 - GIoU) / 2
+            for GIoU's range, divided by 1 - tau with tau = 0.5); the official aLRP RPN
+            head passes (1 - GIoU) / (2 (1 - 0.7)).
         delta: half-width of H (aLRP uses 1.0); eps: official guard, a positive with
             N_FP(i) <= eps sends no classification update.
 
@@ -32,7 +35,10 @@ def alrp_loss(
     into ``loc_errors`` (as in the official code).
     loc_loss: positives sorted by descending logit (ties keep flat order), loc_loss =
     mean_k cumsum(loc)_k / rank_k with rank detached: differentiable w.r.t. ``loc_errors``
-    only.  Multiply it by :class:`SelfBalancingWeight` as the paper does.
+    only (accumulated in float64; the gradient reaches ``loc_errors`` in their dtype).
+    Multiply it by :class:`SelfBalancingWeight` as the paper does.
+
+    Both terms are 0-dim tensors in the logits' dtype, whatever the dtype of ``loc_errors``.
 
     No positives -> (0, 0), both connected to the graph; no negatives -> cls_loss 0.
     """
@@ -47,7 +53,7 @@ def alrp_loss(
         raise ValueError("alrp_loss: loc_errors contain NaN or inf")
     if problem.num_pos == 0:
         (cls_loss,) = zero_terms(problem, 1)
-        return cls_loss, loc_errors.sum()
+        return cls_loss, loc_errors.sum().to(logits.dtype)
     pos = problem.pos_logits
     step = StepSums(pos, delta)
     negatives = ExactNegatives(step, problem)
@@ -65,9 +71,9 @@ def alrp_loss(
         [distribute_over_negatives(error, false_pos, negatives, false_pos > eps)],
     )
     descending = torch.sort(pos, descending=True, stable=True).indices
-    ordered_rank = rank[descending].to(loc_errors.dtype)
-    loc_loss = (torch.cumsum(loc_errors[descending], dim=0) / ordered_rank).mean()
-    return cls_loss, loc_loss
+    ordered_loc = loc_errors[descending].to(torch.float64)
+    loc_loss = (torch.cumsum(ordered_loc, dim=0) / rank[descending]).mean()
+    return cls_loss, loc_loss.to(logits.dtype)
 
 
 class SelfBalancingWeight:
@@ -75,8 +81,9 @@ class SelfBalancingWeight:
 
     The localisation loss is multiplied by w = (mean L_cls + mean L_loc) / mean L_loc, the
     means taken over the iterations of the last period; w starts at ``initial`` (50 in
-    the aLRP configs).  The official code hard-codes the period (3665 or 7330 iterations:
-    one COCO epoch at its batch size); here it is one epoch of *your* run,
+    the official heads).  The official mmdet code hard-codes the period: 3665 iterations in
+    the aLRPLoss repository's heads, 7330 in the RankSortLoss repository's (one COCO epoch
+    at batch 32 and 16); here it is one epoch of *your* run,
     ceil(dataset_size / batch_size), with batch_size the total over all GPUs.
 
     A period whose mean localisation loss is 0 leaves w unchanged (no division by zero).

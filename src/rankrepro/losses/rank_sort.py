@@ -15,8 +15,9 @@ def rank_sort_loss(logits: Tensor, targets: Tensor, delta: float = 0.5) -> tuple
 
     Args:
         logits: classifier scores, any shape (treated as flat), any float dtype / device.
-        targets: same shape; ``> 0`` positive with its continuous label (e.g. the IoU of
-            the predicted box), ``0`` negative, ``< 0`` ignored.
+        targets: same shape; ``> 0`` positive with its continuous label in (0, 1] (e.g. the
+            IoU of the predicted box or the Dice of its mask), ``0`` negative, ``< 0``
+            ignored.  A target above 1 (class indices passed by mistake) is a ValueError.
         delta: half-width of the smoothed step H (RS paper uses 0.5); 0 = hard step.
 
     Definitions (RS paper Sec. 4): with x_ij = s_j - s_i and H of Eq. 4,
@@ -41,7 +42,15 @@ def rank_sort_loss(logits: Tensor, targets: Tensor, delta: float = 0.5) -> tuple
 
     Edge cases: no positives -> (0, 0) with zero gradient (still connected to the graph);
     no negatives -> ranking 0; NaN/inf logits at non-ignored entries -> ValueError.
-    Cost O(M log P + P^2) time, O(M + P) memory (+ bounded P x P blocks for sorting).
+    Cost O(M log P + P log^2 P) time, O(M + P log P) memory (the sorting term's two-key
+    sums are split by label into dyadic blocks, see :mod:`~rankrepro.losses.sorting`).
+
+    The Bucketed repository's ``RankSort`` (used by its RS configs) is
+    ``forward(ctx, logits, targets, loss_weight=1, delta_RS=0.50, eps=1e-10)`` with
+    ``loss_weight`` unused, and its ATSS / PAA heads call it with
+    ``apply(flat_preds, flat_labels, self.delta)``: the head's delta lands in
+    ``loss_weight``, so plain RS always ran with delta = 0.5 there.  The RankSortLoss
+    repository's ``RankSort`` takes delta as its third argument.  Here ``delta`` is used.
     """
     return _rank_sort(logits, targets, delta, "rank_sort_loss", ExactNegatives, eps=1e-10)
 
@@ -55,10 +64,12 @@ def bucketed_rank_sort_loss(logits: Tensor, targets: Tensor, delta: float = 0.5)
     bucket's per-negative gradient.  The sorting term is RS's, unchanged.  For delta = 0
     BRS equals RS exactly; for delta > 0 it is the Bucketed paper's approximation.
 
-    Differences from the official code: the official head passes delta into an unused
-    argument, so BRS always trained with delta = 0.5; here ``delta`` is used.  Bucket
-    means are accumulated in float64 (official: float32), and a batch without relevant
-    negatives gives ranking 0 instead of an index error.
+    The official ``BucketedRankSort.forward(ctx, logits, targets, delta_RS=0.5)`` takes
+    delta as its third argument, and the Bucketed repository's ATSS / PAA heads pass
+    their ``delta`` there (0.5 in all its configs), so BRS did train with the given delta
+    (its RPN / RoI heads pass none: 0.5).  Differences from the official code: bucket
+    means are accumulated in float64 (official: float32, ``torch.Tensor([...])``); as
+    there, a batch without relevant negatives gives ranking 0.
     """
     return _rank_sort(logits, targets, delta, "bucketed_rank_sort_loss", BucketedNegatives, eps=0.0)
 
@@ -70,13 +81,21 @@ def _rank_sort(logits: Tensor, targets: Tensor, delta: float, name: str, negativ
     delta = check_delta(delta)
     if problem.num_pos == 0:
         return zero_terms(problem, 2)
+    largest = problem.pos_targets.max().item()
+    if largest > 1.0:
+        raise ValueError(
+            f"{name}: targets above 1 (largest {largest!r}); positives take their continuous "
+            "label in (0, 1] (e.g. the IoU or Dice of the prediction), negatives 0, ignored < 0 "
+            "(class indices passed instead of labels?)"
+        )
     pos = problem.pos_logits
     step = StepSums(pos, delta)
     negatives = negatives_type(step, problem)
     false_pos = negatives.false_positives
-    rank_pos = step.anchor_sums(pos, step.locate(pos))
+    pos_intervals = step.locate(pos)
+    rank_pos = step.anchor_sums(pos, pos_intervals)
     ranking = false_pos / (rank_pos + false_pos)
-    sorting, sort_pos_grad = sorting_errors(pos, problem.pos_targets, rank_pos, delta, eps=eps)
+    sorting, sort_pos_grad = sorting_errors(step, pos_intervals, problem.pos_targets, rank_pos, eps=eps)
     return attach(
         problem,
         [ranking.mean(), sorting.mean()],

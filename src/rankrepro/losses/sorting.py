@@ -1,36 +1,46 @@
-"""The sorting term of RS Loss (RS paper Eq. 7-8 and its gradient, Eq. 11-12).
+"""The sorting term of RS Loss (RS paper Eq. 7-8 and its gradient, Eq. 11-12), without P x P work.
 
 Sorting needs, for each positive i, sums over the positives ranked above it *and* having a
-larger (or smaller) continuous label: a two-key relation that the breakpoint grouping of
-``step_sums`` cannot express.  It is computed on P x P blocks of rows, so memory stays
-bounded by ``block_elements`` whatever P is.
+larger (or smaller) continuous label: a two-key relation.  In the scores alone it is a
+step sum (:mod:`~rankrepro.losses.step_sums`): every comparison behind H(s_j - s_i) is one
+of the integer interval index k_j of s_j against the anchor's ``ramp_start`` /
+``ramp_end``.  The label condition [y_j < y_i] is a prefix of the positives in ascending
+label order: j qualifies iff its position t_j there is below n_i = #{j : y_j < y_i} (tied
+labels all qualify or none does).  A prefix [0, n) is the union of at most log2(P) aligned
+dyadic blocks of that order (one per set bit of n), so every sum splits into per-level
+pieces: at level l the positives are sorted by the key (t_j >> l, k_j), and three binary
+searches per anchor find, inside its block, where the items reach its ramp, pass it, and
+where the block ends; prefix sums over that order give the piece, exactly as in
+``StepSums.anchor_sums``.  The gradient (sum over anchors k of share_k H(s_j - s_k)
+[y_j < y_k]) is the transpose: difference arrays over the same sorted positions and one
+cumulative sum per level.  Only the misranked part (y_j < y_i) is summed this way; the
+part with y_j >= y_i is the step sum over all positives minus it.
+
+Cost O(P log^2 P) time and O(P log P) memory, in a fixed number of tensor operations (all
+levels at once).  The former blocked P x P version cost O(P^2) time and, at large P,
+thousands of tiny tensor operations per call (64K-element blocks are 3 rows at
+P = 20,000); with two or more threads each one was a parallel region whose
+synchronisation outweighed its work, so RS ran several times slower on 2 threads than
+on 1 (issue 15).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from .step_sums import smoothed_step
-
-# Rows per block are chosen so that one block holds at most this many float64 entries
-# (64K: the block stays in cache; measured 6 ms at P = 1000 against 30 ms for one block).
-BLOCK_ELEMENTS = 1 << 16
+from .step_sums import StepSums
 
 
 def sorting_errors(
-    logits: Tensor,
-    targets: Tensor,
-    rank_pos: Tensor,
-    delta: float,
-    eps: float,
-    block_elements: int = BLOCK_ELEMENTS,
+    step: StepSums, intervals: Tensor, targets: Tensor, rank_pos: Tensor, eps: float
 ) -> tuple[Tensor, Tensor]:
     """Per-positive sorting errors and their identity-update gradient (not yet / P).
 
     Args:
-        logits, targets: float64 scores and continuous labels y of the P positives.
+        step: the breakpoints of the P positives (``step.anchors``: their float64 scores).
+        intervals: ``step.locate(step.anchors)``, the interval index of every positive.
+        targets: float64 continuous labels y of the positives.
         rank_pos: rank of each positive among positives, sum_j H(s_j - s_i) (self included).
-        delta: ramp half-width of H.
         eps: a positive whose misranking mass is <= eps distributes no sorting update
             (the official ``sorting_pmf_denom > eps`` guard).
 
@@ -41,25 +51,107 @@ def sorting_errors(
         sum_k l_S(k) * M_ki / sum_j M_kj over the positives k that i is misranked against,
         with M_kj = H(s_j - s_k) [y_j < y_k] (the sorting pmf, Eq. 11).
     """
-    num = logits.numel()
-    errors = torch.zeros_like(logits)
-    grads = torch.zeros_like(logits)
     one_minus_y = 1.0 - targets
-    rows_per_block = max(1, block_elements // max(num, 1))
-    for start in range(0, num, rows_per_block):
-        rows = slice(start, start + rows_per_block)
-        # relation[a, j] = H(s_j - s_i) for anchor i = start + a.
-        relation = smoothed_step(logits[None, :] - logits[rows, None], delta)
-        higher_label = targets[None, :] >= targets[rows, None]
-        target_relation = relation * higher_label
-        current = (relation @ one_minus_y) / rank_pos[rows]
-        target = (target_relation @ one_minus_y) / target_relation.sum(1)
-        block_errors = current - target
-        errors[rows] = block_errors
-        misranked = relation - target_relation
-        misranked_mass = misranked.sum(1)
-        active = misranked_mass > eps
-        grads[rows] -= torch.where(active, block_errors, torch.zeros_like(block_errors))
-        share = torch.where(active, block_errors / misranked_mass.clamp_min(eps), torch.zeros_like(block_errors))
-        grads += share @ misranked
+    # sum_j H_ij (1 - y_j) over all positives: one step sum.
+    current_sum = step.anchor_sums(step.anchors, intervals, one_minus_y)
+    blocks = _LabelPrefixBlocks(step, intervals, targets)
+    # Over the misranked positives j (y_j < y_i): mass sum_j H_ij and sum_j H_ij (1 - y_j).
+    mass, misranked_sum = blocks.anchor_sums(one_minus_y)
+    # The target sums run over y_j >= y_i: everything minus the misranked part (>= H(0) > 0).
+    target = (current_sum - misranked_sum) / (rank_pos - mass)
+    errors = current_sum / rank_pos - target
+    active = mass > eps
+    zero = torch.zeros_like(errors)
+    share = torch.where(active, errors / mass.clamp_min(eps), zero)
+    grads = blocks.item_sums(share) - torch.where(active, errors, zero)
     return errors, grads
+
+
+class _LabelPrefixBlocks:
+    """Step sums of H(s_j - s_i) restricted to the positives j with y_j < y_i.
+
+    Positions t_j in ascending label order (stable); anchor i takes the prefix
+    t_j < n_i = #{y_j < y_i}.  Level l sorts the positives by the key
+    ``(t_j >> l) * K + k_j``; an anchor whose n has bit l set owns block (n >> l) - 1 of
+    that level, and three binary searches give the sorted positions where the block's
+    items pass the anchor's ramp start (``lo``), its ramp end (``mid``) and where the
+    block ends (``hi``).  All levels of a group are handled by the same few tensor
+    operations (one sort, one search, one cumulative sum), not one Python pass per level,
+    so that the cost does not depend on how many small operations the threads must
+    synchronise on.  Groups bound the memory to about ``GROUP_ROWS`` rows.
+    """
+
+    GROUP_ROWS = 1 << 21
+
+    def __init__(self, step: StepSums, intervals: Tensor, targets: Tensor) -> None:
+        self.step = step
+        # Scores relative to the middle of their range: smaller prefix sums, less rounding.
+        scores = step.anchors
+        self.scores = scores - 0.5 * (scores.min() + scores.max())
+        device = targets.device
+        num = targets.numel()
+        ascending = torch.sort(targets, stable=True)
+        position = torch.empty(num, dtype=torch.long, device=device)
+        position[ascending.indices] = torch.arange(num, device=device)
+        below = torch.searchsorted(ascending.values, targets)  # n_i = #{y_j < y_i}
+        width = step.num_intervals  # k_j, ramp_start, ramp_end all lie in [0, width - 1]
+        span = (num + 1) * width  # above every key and query of one level
+        num_levels = int(below.max()).bit_length()
+        per_group = max(1, self.GROUP_ROWS // (num + 1))
+        self.groups = []
+        for first in range(0, num_levels, per_group):
+            levels = torch.arange(first, min(first + per_group, num_levels), device=device)
+            keys, order = torch.sort((position >> levels[:, None]) * width + intervals, dim=1)
+            level_of, anchors = torch.nonzero((below >> levels[:, None]) & 1, as_tuple=True)
+            shift = levels[level_of]
+            base = ((below[anchors] >> shift) - 1) * width + level_of * span
+            queries = torch.stack((base + step.ramp_start[anchors], base + step.ramp_end[anchors], base + (width - 1)))
+            flat_keys = (keys + levels[:, None].sub(first) * span).flatten()
+            # Row of a position in the per-level prefix sums, which have one more (zero) row.
+            rows = torch.searchsorted(flat_keys, queries, right=True) + level_of
+            self.groups.append((order, anchors, rows))
+
+    def anchor_sums(self, weights: Tensor) -> tuple[Tensor, Tensor]:
+        """(sum_j H(s_j - s_i), sum_j weights_j H(s_j - s_i)) over y_j < y_i, for every anchor i."""
+        step, scores = self.step, self.scores
+        num = scores.numel()
+        totals = torch.zeros(num, 2, dtype=scores.dtype, device=scores.device)
+        columns = torch.stack((torch.ones_like(scores), weights, scores, weights * scores), dim=1)
+        for order, anchors, rows in self.groups:
+            prefix = torch.zeros(order.shape[0], num + 1, 4, dtype=scores.dtype, device=scores.device)
+            torch.cumsum(columns[order], dim=1, out=prefix[:, 1:])
+            at_lo, at_mid, at_hi = prefix.view(-1, 4).index_select(0, rows.flatten()).view(3, -1, 4)
+            # Above the ramp (k_j > ramp_end): H = 1.  For delta = 0, mid = lo.
+            sums = at_hi[:, :2] - at_mid[:, :2]
+            if step.delta > 0:  # on the ramp: sum_j w_j ((s_j - s_i) / (2 delta) + 1/2)
+                ramp = at_mid - at_lo
+                s_i = scores[anchors, None]
+                sums += (ramp[:, 2:] - s_i * ramp[:, :2]) / (2 * step.delta) + 0.5 * ramp[:, :2]
+            totals.index_add_(0, anchors, sums)
+        return totals[:, 0], totals[:, 1]
+
+    def item_sums(self, anchor_weights: Tensor) -> Tensor:
+        """sum_k anchor_weights_k H(s_j - s_k) [y_j < y_k] for every positive j."""
+        step, scores = self.step, self.scores
+        num = scores.numel()
+        out = torch.zeros_like(scores)
+        for order, anchors, rows in self.groups:
+            w = anchor_weights[anchors]
+            lo, mid, hi = rows
+            # Difference arrays over each level's sorted positions: the value at position p
+            # is slope_p * s_j + intercept_p, summed over the anchors whose range covers p.
+            size = order.shape[0] * (num + 1)
+            intercept = torch.zeros(size, dtype=scores.dtype, device=scores.device)
+            if step.delta > 0:
+                slope = torch.zeros_like(intercept)
+                w_slope = w / (2 * step.delta)
+                w_offset = w * (0.5 - scores[anchors] / (2 * step.delta))
+                slope.index_add_(0, torch.cat((lo, mid)), torch.cat((w_slope, -w_slope)))
+                intercept.index_add_(0, rows.flatten(), torch.cat((w_offset, w - w_offset, -w)))
+                slope = slope.view(-1, num + 1).cumsum_(1)[:, :num]
+                values = slope.mul_(scores[order]).add_(intercept.view(-1, num + 1).cumsum_(1)[:, :num])
+            else:  # H = 1 from the anchor's own score on
+                intercept.index_add_(0, torch.cat((lo, hi)), torch.cat((w, -w)))
+                values = intercept.view(-1, num + 1).cumsum_(1)[:, :num]
+            out.index_add_(0, order.flatten(), values.flatten())
+        return out
