@@ -305,7 +305,8 @@ class CandidateSelectionMixin:
       ``nms_pre`` anchors with the highest maximum class probability, then every class of
       those anchors above ``score_thr`` enters the class-wise NMS (:func:`anchor_candidates`,
       :func:`candidates_nms`).  Score factors (ATSS's centerness) multiply the
-      probabilities before the selection, the threshold and NMS, as in mmdet 2.8.
+      probabilities before the selection, the threshold and NMS, as in mmdet 2.8; no
+      ``min_bbox_size`` filter (the 2.x heads have none).
 
     Without score factors the two keep the same pairs on a level whose pairs above
     ``score_thr`` are at most ``nms_pre`` and all belong to anchors among the ``nms_pre``
