@@ -216,3 +216,15 @@ def test_ap_atss_configs_train_the_bucketed_repos_recipe(path, tmp_path):
     at_one, at_half = (loss_fn(scores, labels, delta).item() for delta in (1.0, 0.5))
     assert at_one != pytest.approx(at_half, rel=0.01)
     assert head.loss_rank(scores, labels)["loss_ap"].item() == pytest.approx(at_one, rel=1e-6)
+
+
+@pytest.mark.parametrize("name, octave, scales", [
+    ("qfl", 8, 1), ("fl_atss_no_centerness", 8, 1),  # RankSortLoss configs/gfl/{qfl,fl}_r50_fpn_1x_coco.py
+    ("rs", 4, 3), ("ap", 4, 3), ("alrp", 4, 3),  # the aLRP anchors of the ranking losses
+])
+def test_atss_anchor_configurations_follow_the_official_configs(name, octave, scales):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(config_path("atss", name)))
+    generator = cfg.model.bbox_head.anchor_generator
+    assert (generator.octave_base_scale, generator.scales_per_octave, generator.ratios) == (octave, scales, [1.0])
