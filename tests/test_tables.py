@@ -55,7 +55,7 @@ def test_paper_scale_comparison(reg, tmp_path):
     comparison = compare(reg, "rs_paper/2", tmp_path, "paper", tolerance=0.3)
     rows = {(r["row_id"], r["group"]): r for r in comparison.rows}
     assert [(r["row_id"], r["group"]) for r in comparison.rows] == [
-        ("fl", "ATSS"), ("fl", "PAA"), ("rs", "ATSS"), ("rs", "PAA"), ("other", "ATSS")]
+        ("fl", "ATSS"), ("fl", "PAA"), ("rs", "ATSS"), ("rs", "PAA"), ("other", "ATSS"), ("rs", "")]
     fl = rows["fl", "ATSS"]["cells"]
     assert fl["AP"]["reproduced"] == 38.7 and fl["AP"]["delta"] == 0.0
     assert fl["oLRP"]["reproduced"] == 69.1 and fl["oLRP"]["delta"] == pytest.approx(0.2)
@@ -66,8 +66,9 @@ def test_paper_scale_comparison(reg, tmp_path):
     assert rows["fl", "PAA"]["verdict"] == "missing" and rows["fl", "PAA"]["cells"]["AP"]["reproduced"] is None
     assert rows["rs", "PAA"]["verdict"] == "not implemented"
     assert rows["other", "ATSS"]["verdict"] == "quoted"
+    assert rows["rs", ""]["verdict"] == "published only"  # fed by no experiment, measured by no run
     summary = comparison.summary()
-    assert summary["status"] == "partial"
+    assert summary["status"] == "partial" and summary["rows_trained"] == 4 and summary["rows_run"] == 2
     assert (summary["rows_compared"], summary["rows_within"]) == (2, 1)
     assert summary["mean_abs_delta"] == pytest.approx(0.2)
     claims = {c["text"]: c["holds"] for c in summary["claims"]}
@@ -95,6 +96,7 @@ def test_markdown_exact(reg, tmp_path):
         "| ATSS · RS Loss (Ours) | 39.9 | 39.5 | -0.4 | 67.9 | 67.6 | -0.3 | 1 | n/a |  | outside | rs_atss |",
         "| PAA · RS Loss (Ours) | 41.0 | not impl. |  | 67.3 | not impl. |  |  |  |  | not implemented | rs_paa |",
         "| ATSS · Other \\| Loss [9] | 37.0 | quoted |  |  |  |  |  |  |  | quoted |  |",
+        "| RS Loss (Ours) |  |  |  |  |  |  | 1 | n/a |  | published only |  |",
     ]
     assert "1 of 2 compared rows within tolerance; mean |Δ| = 0.20" in text
     assert "SMOKE" not in text
@@ -132,5 +134,5 @@ def test_every_registered_table_renders_with_all_runs_missing(tmp_path):
     for key, files in written.items():
         frame = long_frame(compare(reg, key, tmp_path, "paper"))
         assert (frame["reproduced"] == "").all()
-        assert set(frame["verdict"]) <= {"missing", "quoted", "not implemented", "needs server"}
+        assert set(frame["verdict"]) <= {"missing", "quoted", "not implemented", "needs server", "published only"}
         assert files["md"].read_text().count("\n|") >= 2

@@ -59,9 +59,12 @@ class Comparison:
         return None
 
     # -- summary -------------------------------------------------------------------
+    def trained_rows(self) -> list:
+        return [r for r in self.rows if not r["quoted"] and r["experiment"] is not None]
+
     def status(self) -> str:
         """complete (every trained row has its metrics), partial, or not run."""
-        trained = [r for r in self.rows if not r["quoted"]]
+        trained = self.trained_rows()
         done = [r for r in trained if r["ran"]]
         if not done:
             return "not run"
@@ -79,7 +82,7 @@ class Comparison:
             "primary_metric": primary,
             "tolerance": self.tolerance,
             "rows": len(self.rows),
-            "rows_trained": sum(not r["quoted"] for r in self.rows),
+            "rows_trained": len(self.trained_rows()),
             "rows_run": sum(r["ran"] for r in self.rows),
             "rows_compared": len(compared),
             "rows_within": sum(r["verdict"] == "within" for r in compared),
@@ -156,6 +159,8 @@ def compare(reg: Registry, table_key: str, results: str | Path, scale: str, tole
                              "reproduced": reproduced, "delta": delta}
         if row["quoted"]:
             verdict = "quoted"
+        elif row["experiment"] is None:  # cells no run measures (e.g. Table 2's H#, printed once per row)
+            verdict = "published only"
         elif not implemented:
             verdict = "not implemented"
         elif record is None:

@@ -35,6 +35,8 @@ def _reproduced_text(row: dict, cell: dict, metric: str) -> str:
 
     if row["quoted"]:
         return "quoted"
+    if row["verdict"] == "published only":
+        return NOT_MEASURED
     if row["verdict"] == "not implemented":
         return "not impl."
     if row["verdict"] == "needs server":
@@ -112,7 +114,8 @@ def to_markdown(comparison: Comparison) -> str:
         parts += [f"> **{SMOKE_BANNER}**", ""]
     parts += [
         f"Scale: **{comparison.scale}** · status: **{summary['status']}** "
-        f"({summary['rows_run']} of {summary['rows_trained']} trained rows run; {summary['rows'] - summary['rows_trained']} quoted) "
+        f"({summary['rows_run']} of {summary['rows_trained']} trained rows run; "
+        f"{sum(r['quoted'] for r in comparison.rows)} quoted) "
         f"· published split: {table.split}",
         "",
         _md_table(header, lines),
