@@ -63,6 +63,14 @@ def test_smoke_table_end_to_end_then_nothing_to_do_then_resume(run_config):
         assert (results / "tables" / f"rs_readme_one_stage.{ext}").stat().st_size > 0
     assert "rs_readme_one_stage.md" in (Path(config["results"]) / "README.md").read_text()
 
+    # the Snakemake report holds the regenerated table and its plot
+    report = Path(config["results"]) / "report.html"
+    made = subprocess.run(snakemake_args(configfile, TARGET, "--report", str(report)), cwd=ROOT, capture_output=True,
+                          text=True)
+    assert made.returncode == 0, made.stderr[-2000:]
+    text = report.read_text()
+    assert "rs_readme_one_stage.png" in text and "rs_readme_one_stage.html" in text
+
     # a second run has nothing to do
     again = subprocess.run(snakemake_args(configfile, "-n", TARGET), cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]

@@ -78,9 +78,29 @@ def test_train_record_reads_every_run_and_skips_the_first_window(tmp_path):
     assert record["time_s_per_iter"] == pytest.approx(0.6)  # (0.5 + 0.7) / 2, the 9.0 start-up window left out
     assert record["batch"]["published_total"] == 16
     assert record["provenance"]["config_hash"] and "torch" in record["provenance"]["versions"]
+    assert record["imbalance"] == {}
     (work / "last_checkpoint").unlink()
     with pytest.raises(wf.WorkflowInputError, match="training did not finish"):
         wf.train_record(experiment(), "smoke", str(work), 0)
+
+
+def test_imbalance_is_the_first_epoch_mean_of_what_the_heads_log(tmp_path):
+    work = tmp_path / "exp"
+    (work / "run" / "vis_data").mkdir(parents=True)
+    rows = [(1, 1, 10.0, 700.0), (2, 1, 20.0, 704.0), (3, 2, 90.0, 1.0)]
+    (work / "run" / "vis_data" / "scalars.json").write_text("".join(
+        json.dumps({"epoch": e, "iter": i, "time": 0.5, "loss": 1.0, "neg_per_pos_rpn_tasks": rpn,
+                    "neg_per_pos_rcnn_tasks": rcnn}) + "\n" for i, e, rpn, rcnn in rows))
+    (work / "last_checkpoint").write_text(str(work / "epoch_2.pth"))
+    record = wf.train_record(experiment(), "paper", str(work), 4)
+    assert record["imbalance"] == {"neg_per_pos_rcnn_tasks": 702.0, "neg_per_pos_rpn_tasks": 15.0}
+    (work / "train.json").write_text(json.dumps(record))
+    (work / "raw.json").write_text(json.dumps({"metrics": {"coco/bbox_mAP": 0.39}}))
+    metrics = wf.metrics_record(experiment(), "paper", str(work / "raw.json"), str(work / "train.json"))["metrics"]
+    assert metrics["neg_per_pos_rpn_tasks"] == 15.0 and metrics["AP"] == 0.39
+    from rankrepro.tables import unit
+
+    assert unit("neg_per_pos_rpn_tasks") == "ratio" and unit("neg_per_pos_rpn_desired") == "other"
 
 
 def test_verify_dataset_names_what_is_missing(tmp_path):

@@ -234,6 +234,19 @@ def provenance(config: str | None) -> dict:
     }
 
 
+#: Scalars a head logs as ``train/neg_per_pos_<...>`` (mmengine's MessageHub) are the
+#: imbalance columns of RS paper Tables 10 and A.17; the record keeps their first-epoch mean.
+IMBALANCE_PREFIX = "neg_per_pos_"
+
+
+def imbalance(rows: list[dict]) -> dict:
+    """Mean of every logged ``neg_per_pos_*`` scalar over the first epoch (the papers average
+    over the iterations of the first epoch); all logged iterations when the log has no epochs."""
+    first = [r for r in rows if r.get("epoch", 1) == 1]
+    keys = sorted({k for r in first for k in r if k.startswith(IMBALANCE_PREFIX)})
+    return {k: sum(r[k] for r in first if k in r) / sum(1 for r in first if k in r) for k in keys}
+
+
 def read_train_scalars(work_dir: str | Path) -> list[dict]:
     """mmengine's logged training scalars of every run in ``work_dir`` (resumed runs too)."""
     rows = []
@@ -268,6 +281,7 @@ def train_record(exp: Experiment, scale: str, work_dir: str, gpus: int) -> dict:
         "time_s_per_iter": sum(warm) / len(warm) if warm else None,
         "time_s_per_iter_note": "mean of mmengine's logged iteration times (window means), first logged window left out",
         "runs": len(glob.glob(str(work_dir / "*" / "vis_data" / "scalars.json"))),
+        "imbalance": imbalance(rows),
         "batch": {
             "published_gpus": exp.gpus,
             "images_per_gpu": exp.images_per_gpu,
@@ -316,6 +330,7 @@ def metrics_record(exp: Experiment, scale: str, raw_path: str, train_record_path
         metrics["time_s_per_iter"] = training["time_s_per_iter"]
     if raw.get("fps") is not None:
         metrics["fps"] = raw["fps"]
+    metrics.update(training.get("imbalance") or {})
     return {
         "schema_version": 1,
         "experiment": exp.id,

@@ -25,13 +25,16 @@ POINTS_METRICS_PREFIXES = ("AP", "mask_AP", "oLRP", "mask_oLRP", "box_AP")
 
 def unit(metric: str) -> str:
     """The unit a metric is printed in: ``points`` (AP, oLRP: 100 x fraction), ``seconds``,
-    ``fps``, or ``other`` (not measured by the workflow: H#, speed-ups, imbalance ratios)."""
+    ``fps``, ``ratio`` (negatives per positive, as logged by the heads), or ``other`` (not
+    measured by the workflow: H#, speed-ups, the samplers' desired rates)."""
     if metric.startswith(POINTS_METRICS_PREFIXES):
         return "points"
     if metric.startswith("time_s"):
         return "seconds"
     if metric == "fps":
         return "fps"
+    if metric.startswith("neg_per_pos_") and not metric.endswith("_desired"):
+        return "ratio"  # logged by the heads during training (rankrepro.workflow.imbalance)
     return "other"
 
 
