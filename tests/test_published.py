@@ -156,7 +156,9 @@ def test_every_feed_names_a_cell_group():
 
 
 def test_experiment_entries_schema():
-    allowed = {"config", "missing", "dataset", "gpus", "images_per_gpu", "checkpoint", "splits", "feeds"}
+    # smoke_iters and resources (mem_mb, runtime) are optional per-experiment workflow settings
+    allowed = {"config", "missing", "dataset", "gpus", "images_per_gpu", "checkpoint", "splits", "feeds",
+               "smoke_iters", "resources"}
     for exp_id, entry in experiments().items():
         assert set(entry) <= allowed, (exp_id, set(entry) - allowed)
         assert ("config" in entry) != ("missing" in entry), f"{exp_id}: exactly one of config / missing"

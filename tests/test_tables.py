@@ -34,7 +34,7 @@ def test_target_names():
 
 
 def test_unknown_table_names_the_known_ones(reg):
-    with pytest.raises(RegistryError, match="unknown table 'table99'.*table2, table3"):
+    with pytest.raises(RegistryError, match="unknown table 'table99'.*table2, table3, table4, table5"):
         reg.table("table99")
 
 
@@ -136,3 +136,28 @@ def test_every_registered_table_renders_with_all_runs_missing(tmp_path):
         assert (frame["reproduced"] == "").all()
         assert set(frame["verdict"]) <= {"missing", "quoted", "not implemented", "needs server", "published only"}
         assert files["md"].read_text().count("\n|") >= 2
+
+
+def test_rows_without_the_tables_ap_use_their_own(reg, tmp_path):
+    write_metrics(tmp_path, "paper", "fl_atss", AP=0.401)
+    write_metrics(tmp_path, "paper", "rs_atss", mask_AP=0.305)  # a mask-only row: verdict on mask AP
+    write_metrics(tmp_path, "paper", "fl_paa", time_s_per_iter=0.61)
+    rows = {r["row_id"]: r for r in compare(reg, "rs_paper/4", tmp_path, "paper").rows}
+    assert (rows["box"]["primary"], rows["box"]["verdict"]) == ("AP", "within")
+    assert (rows["seg"]["primary"], rows["seg"]["verdict"]) == ("mask_AP", "outside")
+    assert rows["seg"]["cells"]["mask_AP"]["delta"] == pytest.approx(0.5)
+    times = compare(reg, "rs_paper/5", tmp_path, "paper")
+    assert times.rows[0]["verdict"] == "no AP" and times.rows[0]["cells"]["time_s_per_iter"]["reproduced"] == 0.61
+    written = render_tables(["4", "5"], results=str(tmp_path), scale="paper", registry=reg)
+    assert written["rs_paper/5"]["png"].stat().st_size > 1000
+
+
+def test_latex_is_escaped(reg, tmp_path):
+    import re
+
+    write_metrics(tmp_path, "smoke", "rs_atss", mask_AP=0.2)
+    tex = render_tables(["4"], results=str(tmp_path), scale="smoke", registry=reg)["rs_paper/4"]["tex"].read_text()
+    body = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
+    assert "Seg\\_row \\& 50\\%" in body and "rs\\_paper/4" in body and "mask\\_AP" in body
+    stripped = re.sub(r"\$[^$]*\$", "", body)  # outside math: no unescaped _ % #
+    assert not re.search(r"(?<!\\)[_%#]", stripped)

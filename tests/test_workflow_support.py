@@ -165,3 +165,44 @@ def test_run_on_gpus_gives_concurrent_jobs_distinct_devices(tmp_path):
     assert len(overlapping) < 3
     too_many = subprocess.run(cmd[:4] + ["5", "--", "true"], env=env, capture_output=True, text=True)
     assert too_many.returncode == 2 and "needs 5 GPU(s); this machine shows 4" in too_many.stderr
+
+
+def test_a_work_dir_of_another_run_key_is_moved_aside_not_resumed(tmp_path):
+    work = tmp_path / "exp"
+    assert wf.prepare_work_dir(work, "key-a") is None and (work / "run_key").read_text().strip() == "key-a"
+    (work / "iter_50.pth").write_bytes(b"checkpoint")
+    assert wf.prepare_work_dir(work, "key-a") is None  # same key: resume in place
+    assert (work / "iter_50.pth").exists()
+    moved = wf.prepare_work_dir(work, "key-b")  # config, code or schedule changed: start from 0
+    assert moved and (Path(moved) / "iter_50.pth").read_bytes() == b"checkpoint"
+    assert not (work / "iter_50.pth").exists() and (work / "run_key").read_text().strip() == "key-b"
+    legacy = tmp_path / "legacy"  # checkpoints without a key: unknown provenance, moved aside too
+    legacy.mkdir()
+    (legacy / "last_checkpoint").write_text("x")
+    assert wf.prepare_work_dir(legacy, "key-a") is not None
+
+
+def test_run_key_follows_config_code_and_schedule():
+    exp = Registry.load().experiments["rs_atss_r50_fpn_1x_coco"]
+    cfg = {"smoke": {"iters": 120}, "gpus": None}
+    base = wf.run_key(exp, "smoke", cfg)
+    assert wf.run_key(exp, "smoke", cfg) == base
+    assert wf.run_key(exp, "smoke", {"smoke": {"iters": 200}, "gpus": None}) != base
+    assert wf.run_key(exp, "paper", cfg) != wf.run_key(exp, "paper", {"smoke": {"iters": 120}, "gpus": 2})
+    assert wf.run_key(Registry.load().experiments["brs_atss_r50_fpn_1x_coco"], "smoke", cfg) != base
+
+
+def test_code_hash_ignores_docstrings_and_comments_not_code(tmp_path):
+    first = tmp_path / "a.py"
+    first.write_text('"""Module doc."""\ndef f(x):\n    """Doc."""\n    return x + 1  # comment\n')
+    digest = wf._ast_digest
+    old_root = wf.REPO_ROOT
+    try:
+        wf.REPO_ROOT = tmp_path
+        one = digest([first])
+        first.write_text('def f(x):\n    """Another doc."""\n    return x + 1\n')
+        assert digest([first]) == one
+        first.write_text("def f(x):\n    return x + 2\n")
+        assert digest([first]) != one
+    finally:
+        wf.REPO_ROOT = old_root

@@ -105,6 +105,68 @@ def config_hash(config: str) -> str:
     return digest.hexdigest()[:16]
 
 
+#: The code that defines what a training run computes (the losses, heads, the smoke variant
+#: and its data); its syntax trees, without docstrings, enter every run key.
+TRAINING_CODE = ("src/rankrepro/losses", "src/rankrepro/models", "src/rankrepro/smoke.py",
+                 "src/rankrepro/data/synthetic.py")
+
+
+def _ast_digest(paths) -> str:
+    import ast
+
+    digest = hashlib.sha256()
+    for path in paths:
+        tree = ast.parse(Path(path).read_text())
+        for node in ast.walk(tree):  # drop docstrings (module, class, function)
+            body = getattr(node, "body", None)
+            if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(str(Path(path).relative_to(REPO_ROOT)).encode())
+        digest.update(ast.dump(tree).encode())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def code_hash() -> str:
+    """A hash of the training code's syntax trees (:data:`TRAINING_CODE`), comments and
+    docstrings left out: a changed loss or head retrains, an edited docstring does not."""
+    files = []
+    for entry in TRAINING_CODE:
+        path = REPO_ROOT / entry
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return _ast_digest(files)
+
+
+def run_key(exp: Experiment, scale: str, cfg: dict) -> str:
+    """What defines a trained model: config, training code, scale, schedule and batch.  A
+    work dir trained under another key is moved aside instead of resumed."""
+    gpus = train_gpus(exp, scale, cfg)
+    key = {"config": config_hash(exp.config), "code": code_hash(), "scale": scale,
+           "smoke_iters": smoke_iters(exp, cfg) if scale == "smoke" else None,
+           "gpus": gpus, "accumulative_counts": accumulation(exp, gpus) if scale == "paper" else None}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare_work_dir(work_dir: str | Path, key: str) -> str | None:
+    """Make ``work_dir`` safe to ``--resume`` in: when it holds a run of another key (or of
+    unknown key: checkpoints without ``run_key``), move it aside to ``<dir>.stale-<time>``
+    (never deleted) so training starts from iteration 0; then record ``key``.  Returns the
+    folder it moved the old run to, if any."""
+    work_dir = Path(work_dir)
+    key_file = work_dir / "run_key"
+    moved = None
+    if work_dir.exists():
+        old = key_file.read_text().strip() if key_file.is_file() else None
+        has_run = any(work_dir.glob("*.pth")) or (work_dir / "last_checkpoint").exists()
+        if old != key and (old is not None or has_run):
+            moved = work_dir.with_name(f"{work_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+            work_dir.rename(moved)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(key_file, (key + "\n").encode())
+    return str(moved) if moved else None
+
+
 def smoke_iters(exp: Experiment, cfg: dict) -> int:
     return int(exp.smoke_iters or cfg["smoke"]["iters"])
 
@@ -125,6 +187,10 @@ def accumulation(exp: Experiment, gpus: int) -> int:
             f"that batch of {exp.batch_size} by accumulation (use a divisor of {exp.gpus})"
         )
     return exp.gpus // gpus
+
+
+def test_threads(exp: Experiment, scale: str, cfg: dict) -> int:
+    return 4 if scale == "paper" else int(cfg["smoke"]["threads"])  # one GPU's data loading
 
 
 def train_threads(exp: Experiment, scale: str, cfg: dict) -> int:
@@ -162,14 +228,15 @@ def record_command(kind: str, exp: Experiment, scale: str, work: str, cfg: dict)
 
 def train_command(exp: Experiment, scale: str, work: str, data_root: str, cfg: dict, threads: int) -> str:
     work_dir = shlex.quote(f"{work}/{exp.id}")
+    prepare = f"{module_command('rankrepro.workflow', 'prepare-work-dir', f'{work}/{exp.id}', run_key(exp, scale, cfg))} && "
     if scale == "smoke":
-        return (f"{_cli(threads)} train {exp.config} --smoke --data-root {shlex.quote(data_root)} "
+        return prepare + (f"{_cli(threads)} train {exp.config} --smoke --data-root {shlex.quote(data_root)} "
                 f"--max-iters {smoke_iters(exp, cfg)} --work-dir {work_dir} --resume "
                 f"--cfg-options default_hooks.checkpoint.interval={int(cfg['smoke'].get('checkpoint_interval', 50))}")
     gpus = train_gpus(exp, scale, cfg)
     accum = accumulation(exp, gpus)
     options = f" --cfg-options optim_wrapper.accumulative_counts={accum}" if accum > 1 else ""
-    return (f"{module_command('rankrepro.workflow', 'run-on-gpus', gpus)} -- "
+    return prepare + (f"{module_command('rankrepro.workflow', 'run-on-gpus', gpus)} -- "
             f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {gpus} "
             f"-m rankrepro.cli train {exp.config} --launcher pytorch --data-root {shlex.quote(data_root)} "
             f"--work-dir {work_dir} --resume{options}")
@@ -242,7 +309,8 @@ IMBALANCE_PREFIX = "neg_per_pos_"
 def imbalance(rows: list[dict]) -> dict:
     """Mean of every logged ``neg_per_pos_*`` scalar over the first epoch (the papers average
     over the iterations of the first epoch); all logged iterations when the log has no epochs."""
-    first = [r for r in rows if r.get("epoch", 1) == 1]
+    by_iter = {r["iter"]: r for r in rows}  # a resumed run logs some iterations again
+    first = [r for _, r in sorted(by_iter.items()) if r.get("epoch", 1) == 1]
     keys = sorted({k for r in first for k in r if k.startswith(IMBALANCE_PREFIX)})
     return {k: sum(r[k] for r in first if k in r) / sum(1 for r in first if k in r) for k in keys}
 
@@ -301,10 +369,7 @@ def published_metric_names(raw: dict) -> dict:
         if not isinstance(value, (int, float)) or "/" not in key:
             continue
         prefix, _, name = key.partition("/")
-        if prefix == "cityscapes":  # instance segmentation AP (cityscapesscripts)
-            mapped = {"mAP": "mask_AP", "AP50": "mask_AP50"}.get(name)
-            if mapped:
-                out[mapped] = float(value)
+        if prefix == "cityscapes":  # instance segmentation AP (cityscapesscripts), applied last
             continue
         iou, _, metric = name.partition("_")
         if iou not in ("bbox", "segm"):
@@ -315,6 +380,11 @@ def published_metric_names(raw: dict) -> dict:
         if mapped is None:
             continue
         out[("mask_" if iou == "segm" else "") + mapped] = float(value)
+    # Cityscapes: the official cityscapesscripts score (mmdet's CityScapesMetric: cityscapes/mAP,
+    # cityscapes/AP@50) is the published mask AP, over the COCO-style segm keys of the same run
+    for key, name in (("cityscapes/mAP", "mask_AP"), ("cityscapes/AP@50", "mask_AP50"), ("cityscapes/AP50", "mask_AP50")):
+        if isinstance(raw.get(key), (int, float)):
+            out[name] = float(raw[key])
     return out
 
 
@@ -335,7 +405,7 @@ def metrics_record(exp: Experiment, scale: str, raw_path: str, train_record_path
         "schema_version": 1,
         "experiment": exp.id,
         "scale": scale,
-        "split": "synthetic-val" if scale == "smoke" else "minival",
+        "split": "synthetic-val" if scale == "smoke" else exp.splits[0],
         "metrics": metrics,
         "units": "AP and oLRP keys are fractions in [0, 1]; time_s_per_iter in seconds; fps in images/s",
         "test": {k: raw.get(k) for k in ("checkpoint", "config", "fps", "test_images", "checkpoint_config_differs")
@@ -383,10 +453,13 @@ def run_on_gpus(count: int, command: list[str], lock_dir: str | None = None, pol
     """Run ``command`` with ``CUDA_VISIBLE_DEVICES`` set to ``count`` devices that no other job
     started this way holds (one lock file per device, ``fcntl`` locks released when the job
     ends, even if it is killed).  Snakemake's ``gpu`` resource caps how many GPUs are busy;
-    this gives concurrent jobs on one machine distinct devices.  Under SLURM the job's own
-    allocation (its ``CUDA_VISIBLE_DEVICES``) is what is shared out."""
+    this gives concurrent jobs on one machine distinct devices.  Under SLURM
+    (``SLURM_JOB_ID`` set) each job has its own allocation and runs without locks (device
+    numbers restart at 0 in every job's cgroup, so locks by number would serialise jobs)."""
     import fcntl
 
+    if os.environ.get("SLURM_JOB_ID"):  # SLURM gave this job its own devices: nothing to share out
+        return subprocess.call(command)
     devices = visible_gpus()
     if count > len(devices):
         raise WorkflowInputError(f"the job needs {count} GPU(s); this machine shows {len(devices)} "
@@ -441,10 +514,18 @@ def main(argv=None) -> int:
     vd.add_argument("dataset", choices=sorted(DATASET_FILES))
     vd.add_argument("root")
     vd.add_argument("--out", required=True)
+    pw = sub.add_parser("prepare-work-dir", help="move a work dir of another run key aside, record the key")
+    pw.add_argument("work_dir")
+    pw.add_argument("key")
     rg = sub.add_parser("run-on-gpus", help="run a command on N devices no other such job holds")
     rg.add_argument("count", type=int)
     rg.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command")
     args = parser.parse_args(argv)
+    if args.command == "prepare-work-dir":
+        moved = prepare_work_dir(args.work_dir, args.key)
+        if moved:
+            print(f"{args.work_dir} held a run of another config, code or schedule: moved to {moved}; training from 0")
+        return 0
     if args.command == "run-on-gpus":
         command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not command:

@@ -34,6 +34,9 @@ if SCALE == "paper":
 else:
     DATA_ROOT = config["smoke"]["data"]
 
+REGISTRY_FILES = sorted(str(p) for p in Path("configs/published").glob("*.csv")) + [
+    "configs/tables.yaml"
+]
 IMPLEMENTED = sorted(e.id for e in REG.experiments.values() if e.implemented)
 TABLE_NAMES = {t.target.removeprefix("reproduce_"): t for t in REG.tables.values()}
 

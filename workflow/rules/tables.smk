@@ -4,6 +4,8 @@
 
 rule table:
     input:
+        # the published numbers and the table registry: a corrected cell re-renders the table
+        published=REGISTRY_FILES,
         metrics=lambda wildcards: expand(
             f"{RESULTS}/metrics/{{exp}}.json", exp=table_experiments(wildcards.name)
         ),

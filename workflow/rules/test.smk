@@ -10,7 +10,7 @@ rule test:
         metrics=f"{RESULTS}/metrics/{{exp}}.json",
     log:
         f"{WORK}/{{exp}}/test.log",
-    threads: lambda wildcards: wf.train_threads(experiment(wildcards), SCALE, config)
+    threads: lambda wildcards: wf.test_threads(experiment(wildcards), SCALE, config)
     resources:
         gpu=lambda wildcards: 1 if SCALE == "paper" else 0,
     params:

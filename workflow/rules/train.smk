@@ -16,8 +16,9 @@ rule train:
         mem_mb=lambda wildcards: wf.resource(experiment(wildcards), SCALE, "mem_mb"),
         runtime=lambda wildcards: wf.resource(experiment(wildcards), SCALE, "runtime"),
     params:
-        # rerun trigger: the config's syntax tree (comments and formatting do not count)
-        config_hash=lambda wildcards: wf.config_hash(experiment(wildcards).config),
+        # rerun trigger: config, training code (syntax trees without comments or docstrings),
+        # schedule and batch; a work dir of another key is moved aside, not resumed
+        run_key=lambda wildcards: wf.run_key(experiment(wildcards), SCALE, config),
         train=lambda wildcards, threads: wf.train_command(
             experiment(wildcards), SCALE, WORK, DATA_ROOT, config, threads
         ),

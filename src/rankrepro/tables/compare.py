@@ -20,14 +20,17 @@ from pathlib import Path
 
 from ..registry import Registry, Table
 
-POINTS_METRICS_PREFIXES = ("AP", "mask_AP", "oLRP", "mask_oLRP", "box_AP")
+#: The AP / oLRP keys the workflow's metrics records hold (with a ``mask_`` prefix for masks).
+MEASURED_POINTS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf",
+                   "oLRP", "oLRP_Loc", "oLRP_FP", "oLRP_FN"}
 
 
 def unit(metric: str) -> str:
     """The unit a metric is printed in: ``points`` (AP, oLRP: 100 x fraction), ``seconds``,
     ``fps``, ``ratio`` (negatives per positive, as logged by the heads), or ``other`` (not
-    measured by the workflow: H#, speed-ups, the samplers' desired rates)."""
-    if metric.startswith(POINTS_METRICS_PREFIXES):
+    measured by the workflow: H#, speed-ups, the samplers' desired rates, A.12's AP after the
+    first epoch)."""
+    if metric.removeprefix("mask_") in MEASURED_POINTS:
         return "points"
     if metric.startswith("time_s"):
         return "seconds"
@@ -56,7 +59,19 @@ class Comparison:
 
     @property
     def primary_metric(self) -> str | None:
+        """The table's first AP-like column (AP, or mask AP for mask tables)."""
         for metric in self.table.metrics:
+            if unit(metric) == "points" and "oLRP" not in metric:
+                return metric
+        return None
+
+    def row_primary(self, cells: dict) -> str | None:
+        """A row's verdict metric: the table's primary where the row has it, else the row's
+        own first AP-like cell (Table 10's LVIS row and A.20's segmentation rows publish mask
+        AP in the column that holds box AP elsewhere); None for rows without one (A.19)."""
+        if self.primary_metric in cells:
+            return self.primary_metric
+        for metric in cells:
             if unit(metric) == "points" and "oLRP" not in metric:
                 return metric
         return None
@@ -76,7 +91,7 @@ class Comparison:
     def summary(self) -> dict:
         primary = self.primary_metric
         compared = [r for r in self.rows if r["verdict"] in ("within", "outside")]
-        deltas = [abs(r["cells"][primary]["delta"]) for r in compared if primary in r["cells"]]
+        deltas = [abs(r["cells"][r["primary"]]["delta"]) for r in compared]
         return {
             "table": self.table.key,
             "target": self.table.target,
@@ -109,7 +124,7 @@ class Comparison:
             def value(row):
                 if row is None:
                     return None
-                if row["quoted"]:  # quoted rows keep their published value
+                if row["quoted"] or unit(metric) == "other":  # quoted rows, unmeasured metrics (H#)
                     return row["cells"].get(metric, {}).get("published")
                 return row["cells"].get(metric, {}).get("reproduced")
 
@@ -137,7 +152,6 @@ def load_metrics(results: str | Path, scale: str, experiment: str) -> dict | Non
 def compare(reg: Registry, table_key: str, results: str | Path, scale: str, tolerance: float = 0.3) -> Comparison:
     table = reg.table(table_key)
     comparison = Comparison(table=table, scale=scale, tolerance=tolerance)
-    primary = comparison.primary_metric
     for row in reg.rows(table.key):
         record = None if row["quoted"] or row["experiment"] is None else load_metrics(results, scale, row["experiment"])
         implemented = row["experiment"] is not None and reg.experiments[row["experiment"]].implemented
@@ -172,13 +186,16 @@ def compare(reg: Registry, table_key: str, results: str | Path, scale: str, tole
             verdict = "needs server"
         elif scale != "paper":
             verdict = "smoke"
-        elif primary in cells and cells[primary]["delta"] is not None:
-            verdict = "within" if abs(cells[primary]["delta"]) <= tolerance + 1e-9 else "outside"
+        elif comparison.row_primary(cells) is None:
+            verdict = "no AP"  # ran, but the row publishes no AP to compare (A.19's times)
+        elif cells[comparison.row_primary(cells)]["delta"] is not None:
+            delta = cells[comparison.row_primary(cells)]["delta"]
+            verdict = "within" if abs(delta) <= tolerance + 1e-9 else "outside"
         else:
             verdict = "missing"
         comparison.rows.append({
             "row_id": row["row_id"], "row": row["row"], "group": row["group"], "experiment": row["experiment"],
             "quoted": row["quoted"], "split": row["split"], "ran": record is not None, "test_dev": test_dev,
-            "verdict": verdict, "cells": cells, "note": row.get("note", ""),
+            "verdict": verdict, "cells": cells, "note": row.get("note", ""), "primary": comparison.row_primary(cells),
         })
     return comparison

@@ -152,9 +152,34 @@ def to_latex(comparison: Comparison) -> str:
     caption = f"{comparison.table.key}: published vs reproduced ({comparison.scale} scale)"
     if comparison.scale != "paper":
         caption = "SMOKE SCALE, not comparable to the paper. " + caption
-    latex = frame.style.hide(axis="index").to_latex(caption=caption, hrules=True, multicol_align="c")
+    # every text through LaTeX escaping (labels hold _, &, %, #, Greek letters): pasteable into a paper
+    frame = frame.map(lambda v: _latex_text(str(v)))
+    frame.columns = pd.MultiIndex.from_tuples([(_latex_text(a), _latex_text(b)) for a, b in frame.columns])
+    latex = frame.style.hide(axis="index").to_latex(caption=_latex_text(caption), hrules=True, multicol_align="c")
     banner = f"% {SMOKE_BANNER}\n" if comparison.scale != "paper" else ""
-    return banner + latex.replace("Δ", r"$\Delta$").replace("—", "--").replace("·", r"$\cdot$")
+    return banner + latex
+
+
+_LATEX_SYMBOLS = {"Δ": r"$\Delta$", "δ": r"$\delta$", "λ": r"$\lambda$", "ρ": r"$\rho$", "τ": r"$\tau$",
+                  "·": r"$\cdot$", "—": "--", "–": "--", "±": r"$\pm$", "×": r"$\times$", "≤": r"$\leq$",
+                  "↓": r"$\downarrow$", "↑": r"$\uparrow$", "✓": r"\checkmark{}"}
+
+
+def _latex_text(text: str) -> str:
+    """Escape LaTeX's special characters and write the Unicode symbols of the labels as math."""
+    out = []
+    for ch in text:
+        if ch in "\\":
+            out.append(r"\textbackslash{}")
+        elif ch in "&%$#_{}":
+            out.append("\\" + ch)
+        elif ch == "~":
+            out.append(r"\textasciitilde{}")
+        elif ch == "^":
+            out.append(r"\textasciicircum{}")
+        else:
+            out.append(_LATEX_SYMBOLS.get(ch, ch))
+    return "".join(out)
 
 
 def to_html(comparison: Comparison) -> str:
@@ -188,26 +213,37 @@ def plot(comparison: Comparison, png: Path, pdf: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = comparison.primary_metric or (comparison.table.metrics[0] if comparison.table.metrics else None)
-    rows = [r for r in comparison.rows if metric in r["cells"]]
+    from .compare import unit
+
+    # per row its verdict metric (AP, or mask AP where the row has only that); a table without
+    # any AP (A.19) plots its first column in its own unit, without a tolerance band
+    fallback = comparison.table.metrics[0] if comparison.table.metrics else None
+    picks = [(r, r["primary"] or (fallback if comparison.primary_metric is None else None)) for r in comparison.rows]
+    picks = [(r, m) for r, m in picks if m is not None and m in r["cells"]]
+    rows = [r for r, _ in picks]
+    metrics = [m for _, m in picks]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(rows) + 2), 4.2))
     xs = list(range(len(rows)))
-    published = [r["cells"][metric]["published"] for r in rows]
-    reproduced = [r["cells"][metric]["reproduced"] for r in rows]
+    published = [r["cells"][m]["published"] for r, m in picks]
+    reproduced = [r["cells"][m]["reproduced"] for r, m in picks]
     tol = comparison.tolerance
-    ax.bar(xs, [2 * tol] * len(rows), bottom=[p - tol for p in published], width=0.6, color="0.85",
-           label=f"published ± {tol}")
+    points = bool(metrics) and all(unit(m) == "points" for m in metrics)
+    if points:
+        ax.bar(xs, [2 * tol] * len(rows), bottom=[p - tol for p in published], width=0.6, color="0.85",
+               label=f"published ± {tol}")
     ax.scatter(xs, published, marker="_", s=400, color="black", label="published", zorder=3)
     got = [(x, v) for x, v in zip(xs, reproduced) if v is not None]
     if got:
         ax.scatter([x for x, _ in got], [v for _, v in got], color="tab:red", zorder=4, label="reproduced")
-    for x, r in zip(xs, rows):
+    for x, (r, m) in zip(xs, picks):
         if r["quoted"]:
-            ax.annotate("quoted", (x, r["cells"][metric]["published"]), textcoords="offset points", xytext=(0, 8),
+            ax.annotate("quoted", (x, r["cells"][m]["published"]), textcoords="offset points", xytext=(0, 8),
                         ha="center", fontsize=7, color="0.4")
     ax.set_xticks(xs)
-    ax.set_xticklabels([row_label(r) for r in rows], rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel(f"{metric} (points)" if metric else "")
+    ax.set_xticklabels([row_label(r) + ("" if m == comparison.primary_metric else f" ({m})") for r, m in picks],
+                       rotation=35, ha="right", fontsize=8)
+    names = sorted(set(metrics), key=metrics.index)
+    ax.set_ylabel(" / ".join(names) + (" (points)" if points else f" ({unit(names[0])})" if names else ""))
     title = f"{comparison.table.target} ({comparison.table.key}), {comparison.scale} scale"
     if comparison.scale != "paper":
         title += "\nSMOKE SCALE: synthetic data, not comparable to the paper"
