@@ -98,16 +98,20 @@ def target_name(table_key: str) -> str:
     return f"reproduce_{source}_{re.sub(r'[^0-9A-Za-z]+', '_', table).strip('_')}"
 
 
-def _read_yaml(path: Path):
+def _read_mapping(path: Path, what: str) -> dict:
+    """A registry YAML file: a mapping (empty file: empty mapping); else a clear error."""
     import yaml
 
     try:
         with open(path) as f:
-            return yaml.safe_load(f)
+            raw = yaml.safe_load(f) or {}
     except FileNotFoundError:
         raise RegistryError(f"{path}: missing") from None
     except yaml.YAMLError as err:
         raise RegistryError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping of {what}")
+    return raw
 
 
 def _as_tuple(value) -> tuple:
@@ -118,9 +122,7 @@ def _as_tuple(value) -> tuple:
 
 def load_experiments(path: str | Path | None = None) -> dict[str, Experiment]:
     path = Path(path) if path else CONFIGS / "experiments.yaml"
-    raw = _read_yaml(path) or {}
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: expected a mapping of experiment ids")
+    raw = _read_mapping(path, "experiment ids")
     experiments = {}
     for exp_id, entry in raw.items():
         if not isinstance(entry, dict):
@@ -148,9 +150,7 @@ def load_experiments(path: str | Path | None = None) -> dict[str, Experiment]:
 
 def load_tables(path: str | Path | None = None) -> dict[str, Table]:
     path = Path(path) if path else CONFIGS / "tables.yaml"
-    raw = _read_yaml(path) or {}
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: expected a mapping of '<source>/<table>' keys")
+    raw = _read_mapping(path, "'<source>/<table>' keys")
     tables = {}
     for key, entry in raw.items():
         columns = []

@@ -174,6 +174,7 @@ def compare(reg: Registry, table_key: str, results: str | Path, scale: str, tole
                         delta = round(reproduced - published, places)
             cells[metric] = {"published": published, "printed": row["printed"][metric], "decimals": places,
                              "reproduced": reproduced, "delta": delta}
+        primary = comparison.row_primary(cells)
         if row["quoted"]:
             verdict = "quoted"
         elif row["experiment"] is None:  # cells no run measures (e.g. Table 2's H#, printed once per row)
@@ -186,16 +187,15 @@ def compare(reg: Registry, table_key: str, results: str | Path, scale: str, tole
             verdict = "needs server"
         elif scale != "paper":
             verdict = "smoke"
-        elif comparison.row_primary(cells) is None:
+        elif primary is None:
             verdict = "no AP"  # ran, but the row publishes no AP to compare (A.19's times)
-        elif cells[comparison.row_primary(cells)]["delta"] is not None:
-            delta = cells[comparison.row_primary(cells)]["delta"]
-            verdict = "within" if abs(delta) <= tolerance + 1e-9 else "outside"
+        elif cells[primary]["delta"] is not None:
+            verdict = "within" if abs(cells[primary]["delta"]) <= tolerance + 1e-9 else "outside"
         else:
             verdict = "missing"
         comparison.rows.append({
             "row_id": row["row_id"], "row": row["row"], "group": row["group"], "experiment": row["experiment"],
             "quoted": row["quoted"], "split": row["split"], "ran": record is not None, "test_dev": test_dev,
-            "verdict": verdict, "cells": cells, "note": row.get("note", ""), "primary": comparison.row_primary(cells),
+            "verdict": verdict, "cells": cells, "note": row.get("note", ""), "primary": primary,
         })
     return comparison

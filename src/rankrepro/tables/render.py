@@ -103,12 +103,34 @@ def _md_table(header: list[str], lines: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def _notes(comparison: Comparison, summary: dict) -> tuple:
+    """The text under a table: the legend, the paper-scale summary line (or None) and one
+    line per ordering claim (Markdown and HTML show the same)."""
+    legend = ("pub. = published (as printed), rep. = reproduced (same units and decimals), Δ = rep. − pub.; "
+              f"{MISSING} = the run has not produced metrics yet; {NOT_MEASURED} = not measured by the workflow; "
+              "quoted = other work's number, compared, never trained; server = COCO test-dev, needs the evaluation "
+              "server.")
+    line = None
+    if comparison.scale == "paper" and summary["primary_metric"]:
+        mean = summary["mean_abs_delta"]
+        line = (f"**Summary** ({summary['primary_metric']}, tolerance ±{summary['tolerance']} points): "
+                f"{summary['rows_within']} of {summary['rows_compared']} compared rows within tolerance; "
+                f"mean |Δ| = {'n/a' if mean is None else f'{mean:.2f}'}.")
+    claims = []
+    for claim in summary["claims"]:
+        verdict = {True: "holds", False: "does NOT hold", None: "undetermined (runs missing)"}[claim["holds"]]
+        claims.append(f"- {claim['metric']}: {claim['better']} better than {', '.join(claim['than'])}: **{verdict}**"
+                      + (f" — “{claim['text']}”" if claim["text"] else ""))
+    return legend, line, claims
+
+
 def to_markdown(comparison: Comparison) -> str:
     frame = wide_frame(comparison)
     summary = comparison.summary()
     table = comparison.table
     header = ["Row"] + [f"{m} {k}" for m in table.metrics for k in ("pub.", "rep.", "Δ")] + ["Verdict", "Experiment"]
     lines = [[str(v) for v in rec] for rec in frame.itertuples(index=False)]
+    legend, summary_line, claims = _notes(comparison, summary)
     parts = [f"# {table.target}: {table.key}", "", f"*{table.title}*", ""]
     if comparison.scale != "paper":
         parts += [f"> **{SMOKE_BANNER}**", ""]
@@ -120,35 +142,29 @@ def to_markdown(comparison: Comparison) -> str:
         "",
         _md_table(header, lines),
         "",
-        "pub. = published (as printed), rep. = reproduced (same units and decimals), Δ = rep. − pub.; "
-        f"{MISSING} = the run has not produced metrics yet; {NOT_MEASURED} = not measured by the workflow; "
-        "quoted = other work's number, compared, never trained; server = COCO test-dev, needs the evaluation server.",
+        legend,
         "",
     ]
-    if comparison.scale == "paper" and summary["primary_metric"]:
-        mean = summary["mean_abs_delta"]
-        parts += [
-            f"**Summary** ({summary['primary_metric']}, tolerance ±{summary['tolerance']} points): "
-            f"{summary['rows_within']} of {summary['rows_compared']} compared rows within tolerance; "
-            f"mean |Δ| = {'n/a' if mean is None else f'{mean:.2f}'}.",
-            "",
-        ]
-    if summary["claims"]:
-        parts.append("**The paper's ordering claims** (on the reproduced numbers):")
-        parts.append("")
-        for claim in summary["claims"]:
-            verdict = {True: "holds", False: "does NOT hold", None: "undetermined (runs missing)"}[claim["holds"]]
-            parts.append(f"- {claim['metric']}: {claim['better']} better than {', '.join(claim['than'])}: **{verdict}**"
-                         + (f" — “{claim['text']}”" if claim["text"] else ""))
-        parts.append("")
+    if summary_line:
+        parts += [summary_line, ""]
+    if claims:
+        parts += ["**The paper's ordering claims** (on the reproduced numbers):", "", *claims, ""]
     return "\n".join(parts)
+
+
+def _two_level_frame(comparison: Comparison, drop=()):
+    """:func:`wide_frame` with (metric, pub./rep./Δ) column levels, for pandas' Styler."""
+    import pandas as pd
+
+    frame = wide_frame(comparison).drop(columns=list(drop))
+    frame.columns = pd.MultiIndex.from_tuples([c if isinstance(c, tuple) else (c, "") for c in frame.columns])
+    return frame
 
 
 def to_latex(comparison: Comparison) -> str:
     import pandas as pd
 
-    frame = wide_frame(comparison).drop(columns=["Experiment"])
-    frame.columns = pd.MultiIndex.from_tuples([c if isinstance(c, tuple) else (c, "") for c in frame.columns])
+    frame = _two_level_frame(comparison, drop=["Experiment"])
     caption = f"{comparison.table.key}: published vs reproduced ({comparison.scale} scale)"
     if comparison.scale != "paper":
         caption = "SMOKE SCALE, not comparable to the paper. " + caption
@@ -186,10 +202,7 @@ def to_html(comparison: Comparison) -> str:
     """A standalone page (the Snakemake report embeds it): the banner, the table, the summary."""
     import html
 
-    import pandas as pd
-
-    frame = wide_frame(comparison)
-    frame.columns = pd.MultiIndex.from_tuples([c if isinstance(c, tuple) else (c, "") for c in frame.columns])
+    frame = _two_level_frame(comparison)
     verdict_colours = {"within": "#d9f2d9", "outside": "#f8d7d7", "missing": "#eeeeee", "smoke": "#fff3cd"}
 
     def shade(row):
@@ -197,8 +210,8 @@ def to_html(comparison: Comparison) -> str:
         return [f"background-color: {colour}" if colour else "" for _ in row]
 
     table_html = frame.style.apply(shade, axis=1).hide(axis="index").to_html()
-    summary = to_markdown(comparison).split("\n")
-    notes = [line for line in summary if line.startswith(("pub. =", "**Summary**", "- "))]
+    legend, summary_line, claims = _notes(comparison, comparison.summary())
+    notes = [legend, *([summary_line] if summary_line else []), *claims]
     banner = f"<p style='color:#a00;font-weight:bold'>{html.escape(SMOKE_BANNER)}</p>" if comparison.scale != "paper" else ""
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(comparison.table.target)}</title>"
             "<style>body{font-family:sans-serif} td,th{padding:2px 6px;font-size:13px}</style></head><body>"
