@@ -1,5 +1,6 @@
 from .rank_based_atss_head import CandidateSwitchATSSHead, RankBasedATSSHead
 from .rank_based_paa_head import RankBasedPAAHead
+from .rank_based_rpn_head import RankBasedRPNHead
 from .rank_sort_solov2_head import RankSortSOLOV2Head
 from .rank_sort_yolact_head import RankSortYOLACTHead, RankSortYOLACTProtonet
 from .ranking_retina_head import RankingRetinaHead
@@ -9,6 +10,7 @@ __all__ = [
     "CandidateSwitchATSSHead",
     "RankBasedATSSHead",
     "RankBasedPAAHead",
+    "RankBasedRPNHead",
     "RankSortSOLOV2Head",
     "RankSortYOLACTHead",
     "RankSortYOLACTProtonet",
