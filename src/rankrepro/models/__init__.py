@@ -15,13 +15,23 @@ from .dense_heads import (
     YOLACTAblationProtonet,
 )
 from .detectors import RankSortYOLACT
+from .roi_heads import (
+    RankBasedCascadeRoIHead,
+    RankBasedFCNMaskHead,
+    RankBasedShared2FCBBoxHead,
+    RankBasedStandardRoIHead,
+)
 from .self_balancing import ALRPSelfBalancingHook
 
 __all__ = [
     "ALRPSelfBalancingHook",
     "CandidateSwitchATSSHead",
     "RankBasedATSSHead",
+    "RankBasedCascadeRoIHead",
+    "RankBasedFCNMaskHead",
     "RankBasedPAAHead",
+    "RankBasedShared2FCBBoxHead",
+    "RankBasedStandardRoIHead",
     "RankingRetinaHead",
     "RankSortSOLOV2Head",
     "RankSortYOLACT",

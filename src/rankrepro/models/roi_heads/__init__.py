@@ -1,0 +1,12 @@
+"""The R-CNN heads of RS-R-CNN, RS-Cascade R-CNN and RS-Mask R-CNN (RS paper Sec. 6.1.1, 6.2)."""
+from .bbox_heads import RankBasedShared2FCBBoxHead
+from .mask_heads import RankBasedFCNMaskHead
+from .rank_based_cascade_roi_head import RankBasedCascadeRoIHead
+from .rank_based_roi_head import RankBasedStandardRoIHead
+
+__all__ = [
+    "RankBasedCascadeRoIHead",
+    "RankBasedFCNMaskHead",
+    "RankBasedShared2FCBBoxHead",
+    "RankBasedStandardRoIHead",
+]

@@ -1,0 +1,3 @@
+from .rank_based_mask_head import RankBasedFCNMaskHead
+
+__all__ = ["RankBasedFCNMaskHead"]
