@@ -1,5 +1,6 @@
 """RS-R-CNN heads: RankBasedShared2FCBBoxHead, RankBasedStandardRoIHead, RankBasedCascadeRoIHead,
 RankBasedFCNMaskHead (RS paper Sec. 6.1.1, 6.2, App. C.2, C.5)."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -10,8 +11,10 @@ from mmdet.models.task_modules import AssignResult
 from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps
+from mmdet.models.roi_heads import CascadeRoIHead
+from mmdet.structures.bbox import bbox2roi, bbox_overlaps
 from mmengine.config import Config, ConfigDict
+from mmengine.structures import InstanceData
 from model_cases import assert_gradients_reach, random_batch, total_loss
 
 import rankrepro.models  # noqa: F401  (registers the heads)
@@ -30,6 +33,7 @@ BASES = {
     "faster": "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
     "mask": "mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py",
     "cascade": "cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py",
+    "cascade_mask": "cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py",
 }
 
 
@@ -57,7 +61,7 @@ def rank_based_rcnn(kind, tmp_path, sampler=NO_RCNN_SAMPLER, **bbox_overrides):
     swapped in, every RoI kept (the official "no sampler"), at most 64 proposals an image."""
     cfg = smoke_config(Config.fromstring(f"_base_ = 'mmdet::{BASES[kind]}'", ".py"), tmp_path)
     model = cfg.model
-    cascade = kind == "cascade"
+    cascade = kind.startswith("cascade")
     model.roi_head.type = "RankBasedCascadeRoIHead" if cascade else "RankBasedStandardRoIHead"
     if cascade:
         model.roi_head.stage_loss_weights = [1, 1, 1]
@@ -140,7 +144,12 @@ def sampling_result(pos_boxes, neg_boxes, gt_boxes, gt_labels):
     labels = torch.cat([gt_labels[:num_pos], torch.full((len(neg_boxes),), -1)])
     assign = AssignResult(len(gt_boxes), gt_inds, torch.ones(total), labels=labels)
     return SamplingResult(
-        torch.arange(num_pos), torch.arange(num_pos, total), priors, gt_boxes, assign, torch.zeros(total, dtype=torch.uint8)
+        torch.arange(num_pos),
+        torch.arange(num_pos, total),
+        priors,
+        gt_boxes,
+        assign,
+        torch.zeros(total, dtype=torch.uint8),
     )
 
 
@@ -199,7 +208,9 @@ def test_box_head_bucketed_rank_sort():
     inputs = fixed_batch(seed=1)
     losses = head.rank_based_loss(*inputs)[0]
     cls_score, bbox_pred, rois, labels, label_weights, gt = inputs
-    boxes = DeltaXYWHBBoxCoder(target_stds=STDS).decode(rois[:3, 1:], bbox_pred.view(6, NUM_CLASSES, 4)[torch.arange(3), labels[:3]])
+    boxes = DeltaXYWHBBoxCoder(target_stds=STDS).decode(
+        rois[:3, 1:], bbox_pred.view(6, NUM_CLASSES, 4)[torch.arange(3), labels[:3]]
+    )
     targets = torch.zeros(6, NUM_CLASSES)
     targets[5] = -1
     targets[torch.arange(3), labels[:3]] = bbox_overlaps(boxes.detach(), gt[:3], is_aligned=True)
@@ -218,7 +229,9 @@ def test_box_head_alrp_self_balanced():
     losses = head.rank_based_loss(*inputs)[0]
     assert set(k for k in losses if k.startswith("loss")) == {"loss_cls", "loss_bbox"}
     cls_score, bbox_pred, rois, labels, label_weights, gt = inputs
-    boxes = DeltaXYWHBBoxCoder(target_stds=STDS).decode(rois[:3, 1:], bbox_pred.view(6, NUM_CLASSES, 4)[torch.arange(3), labels[:3]])
+    boxes = DeltaXYWHBBoxCoder(target_stds=STDS).decode(
+        rois[:3, 1:], bbox_pred.view(6, NUM_CLASSES, 4)[torch.arange(3), labels[:3]]
+    )
     targets = torch.zeros(6, NUM_CLASSES)
     targets[5] = -1
     targets[torch.arange(3), labels[:3]] = 1.0
@@ -287,7 +300,9 @@ def test_box_head_rejects_bad_config():
 
 # ---------------------------------------------------------------------------- mask head
 def test_mask_head_loss_equals_hand_computation():
-    head = MODELS.build(dict(type="RankBasedFCNMaskHead", num_convs=1, in_channels=2, conv_out_channels=2, num_classes=NUM_CLASSES))
+    head = MODELS.build(
+        dict(type="RankBasedFCNMaskHead", num_convs=1, in_channels=2, conv_out_channels=2, num_classes=NUM_CLASSES)
+    )
     g = torch.Generator().manual_seed(0)
     mask_preds = torch.randn(3, NUM_CLASSES, 5, 5, generator=g).requires_grad_()
     targets = (torch.rand(3, 5, 5, generator=g) > 0.5).float()
@@ -346,7 +361,10 @@ def test_mask_rcnn_caps_mask_positives(tmp_path):
     model = rank_based_rcnn("mask", tmp_path)
     model.roi_head.max_masks = 6
     data = random_batch(model, [3, 2], with_mask=True)
-    with recorded(model.roi_head.bbox_head, "loss_and_target") as box_calls, recorded(model.roi_head.mask_head, "loss_and_target") as mask_calls:
+    with (
+        recorded(model.roi_head.bbox_head, "loss_and_target") as box_calls,
+        recorded(model.roi_head.mask_head, "loss_and_target") as mask_calls,
+    ):
         model.loss(data["inputs"], data["data_samples"])
     box_weights = box_calls[0][2]["pos_score_weights"]
     assert box_weights.numel() > 6
@@ -359,42 +377,64 @@ def test_mask_rcnn_caps_mask_positives(tmp_path):
 
 
 # ---------------------------------------------------------------------------- whole detectors
-@pytest.mark.parametrize("kind", ["faster", "mask", "cascade"])
+@pytest.mark.parametrize("kind", ["faster", "mask", "cascade", "cascade_mask"])
 def test_detector_forward_backward_and_predict(kind, tmp_path):
     torch.manual_seed(0)
     model = rank_based_rcnn(kind, tmp_path)
-    data = random_batch(model, [3, 2], with_mask=kind == "mask")
+    with_mask = kind.endswith("mask")
+    cascade = kind.startswith("cascade")
+    data = random_batch(model, [3, 2], with_mask=with_mask)
     losses = model.loss(data["inputs"], data["data_samples"])
-    prefixes = ["s0.", "s1.", "s2."] if kind == "cascade" else [""]
+    prefixes = ["s0.", "s1.", "s2."] if cascade else [""]
     for prefix in prefixes:
         for name in ("loss_roi_rank", "loss_roi_sort", "loss_roi_bbox"):
             assert torch.isfinite(losses[prefix + name]) and losses[prefix + name] > 0, prefix + name
         tasks, instances = losses[prefix + "neg_per_pos_rcnn_tasks"], losses[prefix + "neg_per_pos_rcnn_instances"]
         torch.testing.assert_close(tasks, instances * DET_CLASSES + (DET_CLASSES - 1))
-    if kind == "mask":
-        torch.testing.assert_close(losses["loss_mask"].detach(), (losses["loss_roi_rank"] + losses["loss_roi_sort"]).detach())
+        if with_mask:  # each stage's mask loss is balanced to that stage's RS loss
+            rs = losses[prefix + "loss_roi_rank"] + losses[prefix + "loss_roi_sort"]
+            torch.testing.assert_close(losses[prefix + "loss_mask"].detach(), rs.detach())
     total, log_vars = model.parse_losses(losses)  # what mmengine trains on: the loss terms only
-    torch.testing.assert_close(total, sum(v.mean() if torch.is_tensor(v) else sum(x.mean() for x in v) for k, v in losses.items() if k.split(".")[-1].startswith("loss")))
+    loss_terms = [v for k, v in losses.items() if k.split(".")[-1].startswith("loss")]
+    torch.testing.assert_close(
+        total, sum(v.mean() if torch.is_tensor(v) else sum(x.mean() for x in v) for v in loss_terms)
+    )
     assert all(prefix + "neg_per_pos_rcnn_tasks" in log_vars for prefix in prefixes)
     total.backward()
-    heads = model.roi_head.bbox_head if kind == "cascade" else [model.roi_head.bbox_head]
-    for head in heads:
-        assert_gradients_reach(head.fc_cls, head.fc_reg, head.shared_fcs[0], context=f"{kind}: ")
-    if kind == "mask":
-        mask_head = model.roi_head.mask_head
-        assert_gradients_reach(mask_head.conv_logits, mask_head.convs[0].conv, context="mask: ")
+    for stage, head in enumerate(model.roi_head.bbox_head if cascade else [model.roi_head.bbox_head]):
+        assert_gradients_reach(head.fc_cls, head.fc_reg, head.shared_fcs[0], context=f"{kind} box head {stage}: ")
+    for stage, head in enumerate(
+        (model.roi_head.mask_head if cascade else [model.roi_head.mask_head]) if with_mask else []
+    ):
+        assert_gradients_reach(head.conv_logits, head.convs[0].conv, context=f"{kind} mask head {stage}: ")
     model.eval()
     with torch.no_grad():
-        test_data = random_batch(model, [2, 1], with_mask=kind == "mask", training=False)
+        test_data = random_batch(model, [2, 1], with_mask=with_mask, training=False)
         results = model.predict(test_data["inputs"], test_data["data_samples"])
     instances = results[0].pred_instances
     assert len(instances) > 0 and ((instances.scores > 0) & (instances.scores <= 1)).all()
     assert instances.labels.max() < DET_CLASSES
-    if kind == "mask":
+    if with_mask:
         assert instances.masks.shape[0] == len(instances)
 
 
-def test_cascade_stage_weights_and_masks(tmp_path):
+def test_mask_rcnn_with_alrp(tmp_path):
+    """aLRP R-CNN: the official keys loss_cls / loss_bbox; the mask loss is balanced to loss_cls."""
+    torch.manual_seed(0)
+    model = rank_based_rcnn("mask", tmp_path, loss_rank=dict(type="aLRPLoss"), sb_initial=50)
+    model.roi_head.bbox_head.set_self_balancing_period(10)  # what ALRPSelfBalancingHook does
+    data = random_batch(model, [3, 2], with_mask=True)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    assert {"loss_cls", "loss_bbox", "loss_mask"} <= set(losses) and "loss_roi_rank" not in losses
+    assert losses["loss_cls"] > 0 and losses["loss_bbox"] > 0
+    torch.testing.assert_close(losses["loss_mask"].detach(), losses["loss_cls"].detach())
+    total_loss(losses).backward()
+    assert_gradients_reach(
+        model.roi_head.bbox_head.fc_cls, model.roi_head.bbox_head.fc_reg, model.roi_head.mask_head.conv_logits
+    )
+
+
+def test_cascade_three_stages_and_stage_weights(tmp_path):
     """Three stages, each with its losses and logs; ``stage_loss_weights`` scales only the
     loss terms."""
     torch.manual_seed(0)
@@ -402,9 +442,11 @@ def test_cascade_stage_weights_and_masks(tmp_path):
     model.roi_head.stage_loss_weights = [1.0, 0.5, 0.25]
     data = random_batch(model, [2, 2])
     calls = []
-    with recorded(model.roi_head.bbox_head[0], "loss_and_target") as c0, recorded(model.roi_head.bbox_head[1], "loss_and_target") as c1, recorded(
-        model.roi_head.bbox_head[2], "loss_and_target"
-    ) as c2:
+    with (
+        recorded(model.roi_head.bbox_head[0], "loss_and_target") as c0,
+        recorded(model.roi_head.bbox_head[1], "loss_and_target") as c1,
+        recorded(model.roi_head.bbox_head[2], "loss_and_target") as c2,
+    ):
         losses = model.loss(data["inputs"], data["data_samples"])
         calls = [c0, c1, c2]
     for stage, (weight, stage_calls) in enumerate(zip([1.0, 0.5, 0.25], calls)):
@@ -440,8 +482,6 @@ def test_all_proposals_negative(kind, tmp_path):
     for sample in data["data_samples"]:
         sample.gt_instances.bboxes = torch.tensor([[70.0, 70, 120, 120]])
     x = model.extract_feat(data["inputs"])
-    from mmengine.structures import InstanceData
-
     proposals = torch.tensor([[0.0, 0, 20, 20], [5, 5, 30, 25], [0, 30, 25, 60], [30, 0, 60, 20]])
     rpn_results = [InstanceData(bboxes=proposals.clone()) for _ in data["data_samples"]]
     losses = model.roi_head.loss(x, rpn_results, data["data_samples"])
@@ -479,12 +519,10 @@ def test_refinement_label_includes_last_class(tmp_path):
         x = model.extract_feat(test_data["inputs"])
         proposals = model.rpn_head.predict(x, test_data["data_samples"], rescale=False)
         metas = [s.metainfo for s in test_data["data_samples"]]
-        from mmdet.structures.bbox import bbox2roi
-
         rois = bbox2roi([p.bboxes for p in proposals])
         with recorded(head0, "regress_by_class") as ours:
             model.roi_head._refine_roi(x, rois, metas, (len(rois),))
         with recorded(head0, "regress_by_class") as mmdets:
-            type(model.roi_head).__mro__[1]._refine_roi(model.roi_head, x, rois, metas, (len(rois),))
+            CascadeRoIHead._refine_roi(model.roi_head, x, rois, metas, (len(rois),))
     assert (ours[0][0][1] == DET_CLASSES - 1).all()
     assert (mmdets[0][0][1] == DET_CLASSES - 2).all()  # mmdet 3.3 / official: the last class dropped

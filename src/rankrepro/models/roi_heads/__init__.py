@@ -1,4 +1,5 @@
 """The R-CNN heads of RS-R-CNN, RS-Cascade R-CNN and RS-Mask R-CNN (RS paper Sec. 6.1.1, 6.2)."""
+
 from .bbox_heads import RankBasedShared2FCBBoxHead
 from .mask_heads import RankBasedFCNMaskHead
 from .rank_based_cascade_roi_head import RankBasedCascadeRoIHead

@@ -4,6 +4,7 @@ Ports ``RankBasedCascadeRoIHead`` of the RankSortLoss repository (mmdet 2.8,
 ``mmdet/models/roi_heads/rankbased_cascade_roi_head.py``; the Bucketed repository's copy is
 the same) to mmdet 3.3's ``CascadeRoIHead.loss``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,16 +62,24 @@ class RankBasedCascadeRoIHead(CascadeRoIHead):
             self.current_stage = stage
             weight = self.stage_loss_weights[stage]
             sampling_results = assign_and_sample(
-                self.bbox_assigner[stage], self.bbox_sampler[stage], x, results_list,
-                batch_gt_instances, batch_gt_instances_ignore,
+                self.bbox_assigner[stage],
+                self.bbox_sampler[stage],
+                x,
+                results_list,
+                batch_gt_instances,
+                batch_gt_instances_ignore,
             )
             bbox_results = self.bbox_loss(stage, x, sampling_results)
             for name, value in bbox_results["loss_bbox"].items():
                 losses[f"s{stage}.{name}"] = value * weight if "loss" in name else value
             if self.with_mask:
                 mask_results = self.mask_loss(
-                    stage, x, sampling_results, batch_gt_instances,
-                    bbox_results["pos_score_weights"], bbox_results["cls_loss_value"],
+                    stage,
+                    x,
+                    sampling_results,
+                    batch_gt_instances,
+                    bbox_results["pos_score_weights"],
+                    bbox_results["cls_loss_value"],
                 )
                 for name, value in mask_results["loss_mask"].items():
                     losses[f"s{stage}.{name}"] = value * weight if "loss" in name else value
@@ -81,14 +90,21 @@ class RankBasedCascadeRoIHead(CascadeRoIHead):
                     break
         return losses
 
-    def mask_loss(self, stage, x, sampling_results, batch_gt_instances, pos_score_weights=None, cls_loss_value=None) -> dict:
+    def mask_loss(
+        self, stage, x, sampling_results, batch_gt_instances, pos_score_weights=None, cls_loss_value=None
+    ) -> dict:
         if pos_score_weights is None or cls_loss_value is None:
-            raise ValueError("RankBasedCascadeRoIHead.mask_loss needs the box head's pos_score_weights and cls_loss_value")
+            raise ValueError(
+                "RankBasedCascadeRoIHead.mask_loss needs the box head's pos_score_weights and cls_loss_value"
+            )
         mask_results = self._mask_forward(stage, x, bbox2roi([res.pos_priors for res in sampling_results]))
         outputs = self.mask_head[stage].loss_and_target(
-            mask_preds=mask_results["mask_preds"], sampling_results=sampling_results,
-            batch_gt_instances=batch_gt_instances, rcnn_train_cfg=self.train_cfg[stage],
-            pos_score_weights=pos_score_weights, cls_loss_value=cls_loss_value,
+            mask_preds=mask_results["mask_preds"],
+            sampling_results=sampling_results,
+            batch_gt_instances=batch_gt_instances,
+            rcnn_train_cfg=self.train_cfg[stage],
+            pos_score_weights=pos_score_weights,
+            cls_loss_value=cls_loss_value,
         )
         mask_results.update(outputs)
         return mask_results
@@ -112,7 +128,9 @@ class RankBasedCascadeRoIHead(CascadeRoIHead):
                         boxes = head.regress_by_class(img_rois[:, 1:], predicted_labels(head, scores), deltas, img_meta)
                         refined.append(torch.cat([img_rois[:, [0]], get_box_tensor(boxes)], dim=1))
                 rois = torch.cat(refined)
-        mean_scores = [sum(scores[i] for scores in stage_scores) / len(stage_scores) for i in range(len(batch_img_metas))]
+        mean_scores = [
+            sum(scores[i] for scores in stage_scores) / len(stage_scores) for i in range(len(batch_img_metas))
+        ]
         return rois, mean_scores, bbox_preds
 
 

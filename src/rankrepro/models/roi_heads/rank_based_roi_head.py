@@ -5,6 +5,7 @@ Ports ``RankBasedStandardRoIHead`` of the RankSortLoss repository (mmdet 2.8,
 ``mmdet/models/roi_heads/rankbased_standard_roi_head.py``; the Bucketed repository's copy
 differs only in whitespace) to mmdet 3.3's ``StandardRoIHead.loss / bbox_loss / mask_loss``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -96,7 +97,9 @@ class RankBasedStandardRoIHead(StandardRoIHead):
         super().__init__(*args, **kwargs)
         self.max_masks = check_max_masks(max_masks)
         if self.with_mask and not self.with_bbox:
-            raise ValueError("RankBasedStandardRoIHead: the mask loss needs the box head's score weights (no bbox_head given)")
+            raise ValueError(
+                "RankBasedStandardRoIHead: the mask loss needs the box head's score weights (no bbox_head given)"
+            )
 
     def loss(self, x, rpn_results_list, batch_data_samples) -> dict:
         if len(rpn_results_list) != len(batch_data_samples):
@@ -111,8 +114,12 @@ class RankBasedStandardRoIHead(StandardRoIHead):
             losses.update(bbox_results["loss_bbox"])
         if self.with_mask:
             mask_results = self.mask_loss(
-                x, sampling_results, bbox_results["bbox_feats"], batch_gt_instances,
-                bbox_results["pos_score_weights"], bbox_results["cls_loss_value"],
+                x,
+                sampling_results,
+                bbox_results["bbox_feats"],
+                batch_gt_instances,
+                bbox_results["pos_score_weights"],
+                bbox_results["cls_loss_value"],
             )
             losses.update(mask_results["loss_mask"])
         return losses
@@ -123,29 +130,45 @@ class RankBasedStandardRoIHead(StandardRoIHead):
         rois = bbox2roi([res.priors for res in sampling_results])
         bbox_results = self._bbox_forward(x, rois)
         outputs = self.bbox_head.loss_and_target(
-            cls_score=bbox_results["cls_score"], bbox_pred=bbox_results["bbox_pred"], rois=rois,
-            sampling_results=sampling_results, rcnn_train_cfg=self.train_cfg,
+            cls_score=bbox_results["cls_score"],
+            bbox_pred=bbox_results["bbox_pred"],
+            rois=rois,
+            sampling_results=sampling_results,
+            rcnn_train_cfg=self.train_cfg,
         )
         bbox_results.update(outputs)
         return bbox_results
 
-    def mask_loss(self, x, sampling_results, bbox_feats, batch_gt_instances, pos_score_weights=None, cls_loss_value=None) -> dict:
+    def mask_loss(
+        self, x, sampling_results, bbox_feats, batch_gt_instances, pos_score_weights=None, cls_loss_value=None
+    ) -> dict:
         if pos_score_weights is None or cls_loss_value is None:
-            raise ValueError("RankBasedStandardRoIHead.mask_loss needs the box head's pos_score_weights and cls_loss_value")
+            raise ValueError(
+                "RankBasedStandardRoIHead.mask_loss needs the box head's pos_score_weights and cls_loss_value"
+            )
         if not self.share_roi_extractor:
             sampling_results, pos_score_weights = cap_positives(sampling_results, pos_score_weights, self.max_masks)
             mask_results = self._mask_forward(x, bbox2roi([res.pos_priors for res in sampling_results]))
         else:
-            pos_inds = torch.cat([
-                torch.cat([bbox_feats.new_ones(res.pos_priors.shape[0], dtype=torch.bool),
-                           bbox_feats.new_zeros(res.neg_priors.shape[0], dtype=torch.bool)])
-                for res in sampling_results
-            ])
+            pos_inds = torch.cat(
+                [
+                    torch.cat(
+                        [
+                            bbox_feats.new_ones(res.pos_priors.shape[0], dtype=torch.bool),
+                            bbox_feats.new_zeros(res.neg_priors.shape[0], dtype=torch.bool),
+                        ]
+                    )
+                    for res in sampling_results
+                ]
+            )
             mask_results = self._mask_forward(x, pos_inds=pos_inds, bbox_feats=bbox_feats)
         outputs = self.mask_head.loss_and_target(
-            mask_preds=mask_results["mask_preds"], sampling_results=sampling_results,
-            batch_gt_instances=batch_gt_instances, rcnn_train_cfg=self.train_cfg,
-            pos_score_weights=pos_score_weights, cls_loss_value=cls_loss_value,
+            mask_preds=mask_results["mask_preds"],
+            sampling_results=sampling_results,
+            batch_gt_instances=batch_gt_instances,
+            rcnn_train_cfg=self.train_cfg,
+            pos_score_weights=pos_score_weights,
+            cls_loss_value=cls_loss_value,
         )
         mask_results.update(loss_mask=outputs["loss_mask"], mask_targets=outputs["mask_targets"])
         return mask_results

@@ -8,6 +8,7 @@ repository's copy (mmdet 2.25) builds its ranking loss from a config (``loss_ran
 multiplies both ranking terms by that config's ``loss_weight`` (1.0 in all its R-CNN
 configs, so left out here) and has no aLRP branch; the rest is the same.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,7 +21,13 @@ from mmdet.models.utils import empty_instances
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor, scale_boxes
 
-from ...dense_heads.ranking_head import apply_ranking_loss, ranking_targets, score_weights, value_balanced, weighted_mean
+from ...dense_heads.ranking_head import (
+    apply_ranking_loss,
+    ranking_targets,
+    score_weights,
+    value_balanced,
+    weighted_mean,
+)
 from ...self_balancing import SelfBalancedLocalisation
 
 
@@ -108,7 +115,9 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
                 f"got {loss_cls!r}"
             )
         if not reg_decoded_bbox:
-            raise ValueError("RankBasedShared2FCBBoxHead regresses decoded boxes with an IoU-based loss: reg_decoded_bbox must be True")
+            raise ValueError(
+                "RankBasedShared2FCBBoxHead regresses decoded boxes with an IoU-based loss: reg_decoded_bbox must be True"
+            )
         loss_bbox = dict(type="GIoULoss", reduction="none") if loss_bbox is None else loss_bbox
         super().__init__(*args, loss_cls=loss_cls, reg_decoded_bbox=True, loss_bbox=loss_bbox, **kwargs)
         if not (self.with_cls and self.with_reg):
@@ -121,7 +130,9 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         self.init_self_balancing(sb_initial if self.loss_rank.needs_loc_errors else None)
 
     # ------------------------------------------------------------------ training
-    def loss_and_target(self, cls_score, bbox_pred, rois, sampling_results, rcnn_train_cfg, concat=True, reduction_override=None) -> dict:
+    def loss_and_target(
+        self, cls_score, bbox_pred, rois, sampling_results, rcnn_train_cfg, concat=True, reduction_override=None
+    ) -> dict:
         """mmdet's ``loss_and_target`` plus ``pos_score_weights`` and ``cls_loss_value``."""
         if not concat:
             raise ValueError("RankBasedShared2FCBBoxHead ranks the logits of the whole batch: concat must be True")
@@ -129,7 +140,9 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         losses, weights, cls_value = self.rank_based_loss(cls_score, bbox_pred, rois, *targets)
         return dict(loss_bbox=losses, bbox_targets=targets, pos_score_weights=weights, cls_loss_value=cls_value)
 
-    def loss(self, cls_score, bbox_pred, rois, labels, label_weights, bbox_targets, bbox_weights, reduction_override=None) -> dict:
+    def loss(
+        self, cls_score, bbox_pred, rois, labels, label_weights, bbox_targets, bbox_weights, reduction_override=None
+    ) -> dict:
         """mmdet's ``BBoxHead.loss`` interface: the loss dict of :meth:`rank_based_loss`."""
         return self.rank_based_loss(cls_score, bbox_pred, rois, labels, label_weights, bbox_targets, bbox_weights)[0]
 
@@ -142,7 +155,9 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         positives' weights are their scores).
         """
         if cls_score.dim() != 2 or cls_score.shape[1] != self.num_classes:
-            raise ValueError(f"cls_score must be N x num_classes ({self.num_classes}) sigmoid logits, got {tuple(cls_score.shape)}")
+            raise ValueError(
+                f"cls_score must be N x num_classes ({self.num_classes}) sigmoid logits, got {tuple(cls_score.shape)}"
+            )
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
         logs = imbalance_logs(labels, label_weights, self.num_classes, "rcnn")
         weights = score_weights(cls_score[pos])
@@ -173,7 +188,7 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         aLRP keeps ``loss_cls`` as the official head)."""
         if self.sb_initial is not None:
             return terms
-        return {"loss_roi_" + key[len("loss_"):]: value for key, value in terms.items()}
+        return {"loss_roi_" + key[len("loss_") :]: value for key, value in terms.items()}
 
     def _ranking_terms(self, cls_score, labels, label_weights, pos, ious, loc_errors) -> dict:
         quality = ious if self.loss_rank.continuous_labels else 1.0
@@ -189,20 +204,30 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         return get_box_tensor(self.bbox_coder.decode(rois[pos, 1:], deltas))
 
     # ------------------------------------------------------------------ test time
-    def _predict_by_feat_single(self, roi, cls_score, bbox_pred, img_meta, rescale=False, rcnn_test_cfg=None) -> InstanceData:
+    def _predict_by_feat_single(
+        self, roi, cls_score, bbox_pred, img_meta, rescale=False, rcnn_test_cfg=None
+    ) -> InstanceData:
         """mmdet 3.3's ``BBoxHead._predict_by_feat_single`` with sigmoid probabilities and a zero
         background column in place of the softmax (the official ``get_bboxes``)."""
         results = InstanceData()
         if roi.shape[0] == 0:
             return empty_instances(
-                [img_meta], roi.device, task_type="bbox", instance_results=[results], box_type=self.predict_box_type,
-                use_box_type=False, num_classes=self.num_classes, score_per_cls=rcnn_test_cfg is None,
+                [img_meta],
+                roi.device,
+                task_type="bbox",
+                instance_results=[results],
+                box_type=self.predict_box_type,
+                use_box_type=False,
+                num_classes=self.num_classes,
+                score_per_cls=rcnn_test_cfg is None,
             )[0]
         scores = with_background_column(cls_score.sigmoid())
         num_rois = roi.size(0)
         per_roi = 1 if self.reg_class_agnostic else self.num_classes
         priors = roi.repeat_interleave(per_roi, dim=0)[:, 1:]
-        bboxes = self.bbox_coder.decode(priors, bbox_pred.view(-1, self.bbox_coder.encode_size), max_shape=img_meta["img_shape"])
+        bboxes = self.bbox_coder.decode(
+            priors, bbox_pred.view(-1, self.bbox_coder.encode_size), max_shape=img_meta["img_shape"]
+        )
         if rescale and bboxes.size(0) > 0:
             bboxes = scale_boxes(bboxes, [1 / s for s in img_meta["scale_factor"]])
         bboxes = get_box_tensor(bboxes)

@@ -5,6 +5,7 @@ Ports ``RankBasedFCNMaskHead`` of the RankSortLoss repository (mmdet 2.8,
 ``mmdet/models/roi_heads/mask_heads/rankbased_fcn_mask_head.py``; the Bucketed repository's
 copy is the same) to mmdet 3.3's ``FCNMaskHead.loss_and_target``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,7 +39,15 @@ class RankBasedFCNMaskHead(FCNMaskHead):
     ``FCNMaskHead``'s cross-entropy module unused).  Test time is ``FCNMaskHead``'s.
     """
 
-    def loss_and_target(self, mask_preds, sampling_results, batch_gt_instances, rcnn_train_cfg, pos_score_weights=None, cls_loss_value=None) -> dict:
+    def loss_and_target(
+        self,
+        mask_preds,
+        sampling_results,
+        batch_gt_instances,
+        rcnn_train_cfg,
+        pos_score_weights=None,
+        cls_loss_value=None,
+    ) -> dict:
         """``dict(loss_mask=dict(loss_mask=...), mask_targets=...)``.
 
         ``pos_score_weights`` (P,): the positives' score weights in the order of the
@@ -55,7 +64,9 @@ class RankBasedFCNMaskHead(FCNMaskHead):
         loss = self.rank_based_loss(mask_preds, mask_targets, labels, pos_score_weights, cls_loss_value)
         return dict(loss_mask=dict(loss_mask=loss), mask_targets=mask_targets)
 
-    def rank_based_loss(self, mask_preds: Tensor, mask_targets: Tensor, labels: Tensor, weights: Tensor, cls_loss_value: Tensor) -> Tensor:
+    def rank_based_loss(
+        self, mask_preds: Tensor, mask_targets: Tensor, labels: Tensor, weights: Tensor, cls_loss_value: Tensor
+    ) -> Tensor:
         """Score-weighted mean of 1 - Dice over the positives, value-balanced to
         ``cls_loss_value``.  No positives: 0, connected to the graph."""
         if mask_preds.size(0) == 0:
