@@ -289,3 +289,185 @@ def test_killed_generation_is_detected_and_can_be_redone(tmp_path):
     verify_synthetic_coco(root)
     assert sorted(p.name for p in (root / "train").glob("*.png")) == [f"{i:06d}.png" for i in range(1, 5)]
     assert not list(root.rglob("*.tmp"))
+
+
+# --------------------------------------------------------------------------- LVIS v1 and Cityscapes layouts
+
+from rankrepro.data import formats  # noqa: E402
+
+
+def test_coco_part_is_unchanged_by_the_extra_layouts(tmp_path):
+    """The COCO annotation files are byte-identical to those of the generator before the LVIS
+    and Cityscapes layouts were added (SHA-256 recorded from that version, same parameters)."""
+    manifest = make_synthetic_coco(tmp_path / "d", num_train=6, num_val=3)
+    assert manifest["files"]["annotations/instances_train.json"] == "12171a5051060eab42bb5d038bf91ba7d62c433ca81b2c38adc76892c5feb34f"
+    assert manifest["files"]["annotations/instances_val.json"] == "4b953f595e0aa7089635718e87ab2b9cc3cc6cb79183e2401e8d49dbf207d5fd"
+    # the manifest lists (and verify checks) the new files too
+    assert "annotations/lvis_v1_val.json" in manifest["files"]
+    assert "cityscapes/gtFine/val/shapes/shapes_000000_000003_gtFine_instanceIds.png" in manifest["files"]
+    lvis = tmp_path / "d" / "annotations" / "lvis_v1_val.json"
+    lvis.write_text(lvis.read_text().replace('"area":', '"area": ', 1))
+    with pytest.raises(ValueError, match=r"annotations/lvis_v1_val\.json"):
+        verify_synthetic_coco(tmp_path / "d")
+
+
+def test_lvis_frequencies_rule():
+    # tertiles by image count: 2 rare, 2 common, 2 frequent of 6; ties: the higher id is rarer
+    assert formats.lvis_frequencies({1: 144, 2: 105, 3: 97, 4: 62, 5: 39, 6: 27}) == {
+        1: "f", 2: "f", 3: "c", 4: "c", 5: "r", 6: "r"}
+    assert formats.lvis_frequencies({1: 5, 2: 5, 3: 5}) == {1: "f", 2: "c", 3: "r"}
+    assert formats.lvis_frequencies({1: 9, 2: 0, 3: 4, 4: 7}) == {1: "f", 2: "r", 3: "c", 4: "c"}
+    with pytest.raises(RankReproError):
+        formats.lvis_frequencies({})
+    with pytest.raises(RankReproError):
+        formats.lvis_frequencies({1: -1})
+
+
+def _lvis(root, split):
+    from lvis import LVIS
+
+    return LVIS(str(root / "annotations" / f"lvis_v1_{split}.json"))
+
+
+def test_lvis_files_follow_the_lvis_v1_format(dataset):
+    pytest.importorskip("lvis")
+    root, manifest = dataset
+    train_coco = _coco(root, "train")
+    for split in ("train", "val"):
+        lvis, coco = _lvis(root, split), _coco(root, split)
+        assert sorted(lvis.get_img_ids()) == sorted(coco.getImgIds())
+        assert len(lvis.get_ann_ids()) == len(coco.getAnnIds())
+        for img in lvis.dataset["images"]:
+            assert "file_name" not in img
+            # mmdet's LVISV1Dataset strips this prefix: the COCO image of the same split
+            assert img["coco_url"] == f"http://images.cocodataset.org/{split}/{coco.imgs[img['id']]['file_name']}"
+            present = {a["category_id"] for a in coco.loadAnns(coco.getAnnIds(imgIds=img["id"]))}
+            assert img["neg_category_ids"] == sorted(set(range(1, len(CLASSES) + 1)) - present)
+            assert img["not_exhaustive_category_ids"] == []
+        for ann in lvis.dataset["annotations"]:
+            assert "iscrowd" not in ann
+            ref = coco.anns[ann["id"]]
+            assert {k: ref[k] for k in ann} == ann
+        # categories: counts over the train split in both splits' files
+        for cat in lvis.dataset["categories"]:
+            ids = train_coco.getAnnIds(catIds=[cat["id"]])
+            assert cat["instance_count"] == len(ids)
+            assert cat["image_count"] == len({train_coco.anns[i]["image_id"] for i in ids})
+            assert cat["name"] == CLASSES[cat["id"] - 1]
+    freq = {c["name"]: c["frequency"] for c in _lvis(root, "val").dataset["categories"]}
+    assert freq == {"circle": "f", "square": "f", "triangle": "c", "ellipse": "c", "ring": "r", "cross": "r"}
+    assert manifest["formats"]["lvis_v1"]["frequency"] == freq
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_lvis_ground_truth_against_itself_gives_ap_1(dataset, iou_type):
+    pytest.importorskip("lvis")
+    from lvis import LVISEval, LVISResults
+
+    root, _ = dataset
+    gt = _lvis(root, "val")
+    dets = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]),
+         "segmentation": a["segmentation"], "score": 1.0}
+        for a in gt.dataset["annotations"]
+    ]
+    from rankrepro.evaluation.lvis import _lvis_session  # lvis 0.5.3 needs np.float while it runs
+
+    with _lvis_session():
+        ev = LVISEval(gt, LVISResults(gt, copy.deepcopy(dets)), iou_type)
+        ev.run()
+        results = ev.get_results()
+        for key in ("AP", "AP50", "APr", "APc", "APf"):
+            assert results[key] == pytest.approx(1.0), key
+        # and a false positive of a verified-negative class lowers AP (negatives are exhaustive)
+        img = gt.dataset["images"][0]
+        fp = {"image_id": img["id"], "category_id": img["neg_category_ids"][0], "bbox": [0.0, 0.0, 20.0, 20.0],
+              "segmentation": [[0.0, 0.0, 20.0, 0.0, 20.0, 20.0, 0.0, 20.0]], "score": 2.0}
+        ev = LVISEval(gt, LVISResults(gt, copy.deepcopy(dets) + [fp]), iou_type)
+        ev.run()
+        assert ev.get_results()["AP"] < 1.0
+
+
+def test_mmdet_lvis_v1_dataset_loads(dataset):
+    pytest.importorskip("mmdet")
+    pytest.importorskip("lvis")
+    from mmdet.datasets import LVISV1Dataset
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    root, _ = dataset
+    ds = LVISV1Dataset(data_root=str(root), ann_file="annotations/lvis_v1_val.json", data_prefix=dict(img=""),
+                       metainfo=metainfo(), pipeline=[], test_mode=True)
+    coco = _coco(root, "val")
+    assert len(ds) == 50
+    for item in (ds[0], ds[49]):
+        assert item["img_path"] == str(root / "val" / coco.imgs[item["img_id"]]["file_name"])
+        assert len(item["instances"]) == len(coco.getAnnIds(imgIds=item["img_id"]))
+
+
+def test_cityscapes_layout(dataset):
+    import cv2
+
+    root, manifest = dataset
+    cs = root / "cityscapes"
+    names = {c: formats.CITYSCAPES_CLASSES[c] for c in CLASSES}
+    assert manifest["formats"]["cityscapes"]["classes"] == names
+    for split, n in (("train", 200), ("val", 50)):
+        coco = _coco(root, split)
+        city = COCO(str(cs / "annotations" / f"instancesonly_filtered_gtFine_{split}.json"))
+        assert [c["name"] for c in city.dataset["categories"]] == [names[c] for c in CLASSES]
+        assert [c["id"] for c in city.dataset["categories"]] == [formats.CITYSCAPES_LABEL_IDS[names[c]] for c in CLASSES]
+        assert len(city.getImgIds()) == n
+        for img in city.dataset["images"][:: 7 if split == "train" else 1]:
+            stem = f"shapes_000000_{img['id']:06d}"
+            assert img["file_name"] == f"shapes/{stem}_leftImg8bit.png"
+            assert (cs / "leftImg8bit" / split / img["file_name"]).read_bytes() == (
+                root / split / coco.imgs[img["id"]]["file_name"]).read_bytes()
+            ids = cv2.imread(str(cs / "gtFine" / split / img["segm_file"]), cv2.IMREAD_UNCHANGED)
+            assert ids.dtype == np.uint16 and ids.shape == (128, 128)
+            anns = city.loadAnns(city.getAnnIds(imgIds=img["id"]))
+            covered = np.zeros(ids.shape, bool)
+            for ann in anns:
+                mask = coco.annToMask(coco.anns[ann["id"]]).astype(bool)  # the COCO polygons (exact masks)
+                values = np.unique(ids[mask])
+                assert len(values) == 1 and values[0] // 1000 == ann["category_id"]
+                assert np.array_equal(ids == values[0], mask)
+                covered |= mask
+            assert np.all(ids[~covered] == formats.CITYSCAPES_BACKGROUND_ID)
+            assert len({int(v) for v in np.unique(ids) if v >= 1000}) == len(anns)
+
+
+def test_cityscapes_ground_truth_against_itself_gives_ap_1(dataset, tmp_path):
+    pytest.importorskip("cityscapesscripts")
+    import cv2
+
+    from rankrepro.evaluation import evaluate_cityscapes
+
+    root, _ = dataset
+    gt = root / "cityscapes" / "gtFine" / "val"
+    predictions = {}
+    for path in sorted(gt.rglob("*_gtFine_instanceIds.png")):
+        ids = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        predictions[path.name] = [(ids == v, int(v) // 1000, 1.0) for v in np.unique(ids) if v >= 1000]
+    result = evaluate_cityscapes(gt, predictions, tmp_path / "eval")
+    assert result["AP"] == pytest.approx(1.0) and result["AP50"] == pytest.approx(1.0)
+    evaluated = {name for name, r in result["per_class"].items() if r["num_gt"] > 0}
+    assert evaluated == set(formats.CITYSCAPES_CLASSES.values())  # bus and train have no instances
+
+
+def test_mmdet_cityscapes_dataset_loads(dataset):
+    pytest.importorskip("mmdet")
+    from mmdet.datasets import CityscapesDataset
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    root, _ = dataset
+    ds = CityscapesDataset(data_root=str(root / "cityscapes"), ann_file="annotations/instancesonly_filtered_gtFine_train.json",
+                           data_prefix=dict(img="leftImg8bit/train/"), metainfo=formats.cityscapes_metainfo(CLASSES),
+                           filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline=[])
+    coco = _coco(root, "train")
+    assert len(ds) == len({a["image_id"] for a in coco.dataset["annotations"]})
+    item = ds[0]
+    assert item["img_path"].endswith(f"cityscapes/leftImg8bit/train/shapes/shapes_000000_{item['img_id']:06d}_leftImg8bit.png")
+    labels = sorted(inst["bbox_label"] for inst in item["instances"])
+    assert labels == sorted(a["category_id"] - 1 for a in coco.loadAnns(coco.getAnnIds(imgIds=item["img_id"])))
