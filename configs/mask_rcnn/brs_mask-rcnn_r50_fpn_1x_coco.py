@@ -1,0 +1,12 @@
+# BRS-Mask R-CNN: RS-Mask R-CNN (ResNet-50 FPN, 12 epochs, 4 GPUs x 4 assumed, lr 0.012) whose RPN
+# and box head are trained by Bucketed RS Loss (delta 0.5); the mask head as RS-Mask R-CNN.
+# Feeds: Bucketed README COCO instance segmentation "BRS" ResNet-50.
+# Official: BucketedRankingBasedLosses configs/bucketed_ranking_losses/bucketed_ranksort_loss_mask_rcnn_r50_fpn_1x_coco.py
+# (as published it does not parse into a model: a trailing comma makes model, train_cfg and
+# test_cfg tuples; its settings are otherwise those of the RS config, which this one follows).
+_base_ = './rs_mask-rcnn_r50_fpn_1x_coco.py'
+
+model = dict(
+    rpn_head=dict(loss_rank=dict(_delete_=True, type='BucketedRankSortLoss', delta=0.5)),
+    roi_head=dict(bbox_head=dict(loss_rank=dict(_delete_=True, type='BucketedRankSortLoss', delta=0.5))),
+)
