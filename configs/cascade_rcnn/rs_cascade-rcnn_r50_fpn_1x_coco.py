@@ -9,7 +9,8 @@
 # RS README "RS-Cascade R-CNN" R-50; Bucketed README Cascade R-CNN "RS" (the Bucketed
 # authors' rerun).
 # Official: RankSortLoss configs/ranksort_loss/ranksort_cascade_rcnn_r50_fpn_1x_coco.py
-# (the RS README's link; the copy in configs/cascade_rcnn/ differs only in score_thr 0.05).
+# (the RS README's link; the copy in configs/cascade_rcnn/ tests at score_thr 0.05, keeps mmdet's
+# 2 images per GPU and saves checkpoints every 6 epochs).
 #
 # Proposals per image that train the R-CNNs: the RS paper (Sec. 6.1) says m = 2000 for
 # Cascade R-CNN (mmdet's default), but the official config keeps 1000 (rpn_proposal
