@@ -125,7 +125,7 @@ RS_FASTER_CASES = {
     "rs_faster-rcnn_r50_fpn_rpn-random_rcnn-random_1x_coco": ("RankSortLoss", 0.012, "random", "random", 0.40),
     "rs_faster-rcnn_r50_fpn_rpn-none_rcnn-random_1x_coco": ("RankSortLoss", 0.012, "none", "random", 0.40),
     "brs_faster-rcnn_r50_fpn_1x_coco": ("BucketedRankSortLoss", 0.012, "none", "none", 0.40),
-    "brs_faster-rcnn_r101-dconv-c3-c5_fpn_ms-480-960-3x_coco": ("BucketedRankSortLoss", 0.012, "none", "none", 0.40),
+    "brs_faster-rcnn_r101-dconv-c3-c5_fpn-carafe_ms-480-960-3x_coco": ("BucketedRankSortLoss", 0.012, "none", "none", 0.40),
     "alrp_faster-rcnn_r50_fpn_1x_coco": ("aLRPLoss", 0.009, "none", "none", 0.05),
 }
 
@@ -181,7 +181,7 @@ def test_r101_dcn_3x_schedule_and_multiscale(stem):
 
 
 @pytest.mark.parametrize("stem", ["rs_faster-rcnn_r50_fpn-carafe_1x_coco", "rs_faster-rcnn_r101-dconv-c3-c5_fpn-carafe_ms-480-960-3x_coco",
-                                  "faster-rcnn_r50_fpn-carafe_1x_coco"])
+                                  "brs_faster-rcnn_r101-dconv-c3-c5_fpn-carafe_ms-480-960-3x_coco", "faster-rcnn_r50_fpn-carafe_1x_coco"])
 def test_carafe_neck(stem):
     cfg = load(FASTER.format(stem))
     neck = cfg.model.neck

@@ -4,7 +4,9 @@
 # Feeds: Bucketed README Cascade R-CNN "BRS".
 # Official: BucketedRankingBasedLosses configs/bucketed_ranking_losses/
 # bucketed_ranksort_loss_cascade_rcnn_r50_fpn_1x_coco.py (identical to the RS config but for
-# rank_loss_type='BucketedRankSort' in the four heads).
+# rank_loss_type='BucketedRankSort' in the four heads); its runs' logs
+# (tools/analysis_tools/logs/bucketed_ranksort_cascase_rcnn_{1,2}.json, 41.0 / 41.1 AP) show
+# 4 GPUs x 4 images, 1000 training proposals and score threshold 0.4.
 _base_ = './rs_cascade-rcnn_r50_fpn_1x_coco.py'
 
 model = dict(
