@@ -305,6 +305,8 @@ def test_coco_part_is_unchanged_by_the_extra_layouts(tmp_path):
     # the manifest lists (and verify checks) the new files too
     assert "annotations/lvis_v1_val.json" in manifest["files"]
     assert "cityscapes/gtFine/val/shapes/shapes_000000_000003_gtFine_instanceIds.png" in manifest["files"]
+    assert "cityscapes/gtFine/val/shapes/shapes_000000_000003_gtFine_labelIds.png" in manifest["files"]
+    assert "cityscapes/leftImg8bit/val/shapes/shapes_000000_000003_leftImg8bit.png" in manifest["files"]
     lvis = tmp_path / "d" / "annotations" / "lvis_v1_val.json"
     lvis.write_text(lvis.read_text().replace('"area":', '"area": ', 1))
     with pytest.raises(ValueError, match=r"annotations/lvis_v1_val\.json"):
@@ -423,8 +425,12 @@ def test_cityscapes_layout(dataset):
             assert img["file_name"] == f"shapes/{stem}_leftImg8bit.png"
             assert (cs / "leftImg8bit" / split / img["file_name"]).read_bytes() == (
                 root / split / coco.imgs[img["id"]]["file_name"]).read_bytes()
-            ids = cv2.imread(str(cs / "gtFine" / split / img["segm_file"]), cv2.IMREAD_UNCHANGED)
+            # segm_file: the semantic labelIds, as mmdet's converter writes; instanceIds beside it
+            assert img["segm_file"] == f"shapes/{stem}_gtFine_labelIds.png"
+            ids = cv2.imread(str(cs / "gtFine" / split / f"shapes/{stem}_gtFine_instanceIds.png"), cv2.IMREAD_UNCHANGED)
             assert ids.dtype == np.uint16 and ids.shape == (128, 128)
+            label_ids = cv2.imread(str(cs / "gtFine" / split / img["segm_file"]), cv2.IMREAD_UNCHANGED)
+            assert label_ids.dtype == np.uint8 and np.array_equal(label_ids, np.where(ids >= 1000, ids // 1000, ids))
             anns = city.loadAnns(city.getAnnIds(imgIds=img["id"]))
             covered = np.zeros(ids.shape, bool)
             for ann in anns:

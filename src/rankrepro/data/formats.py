@@ -43,13 +43,15 @@ mmdet's Cityscapes layout (``tools/dataset_converters/cityscapes.py`` output)::
     cityscapes/annotations/instancesonly_filtered_gtFine_{train,val}.json
     cityscapes/leftImg8bit/{train,val}/shapes/shapes_000000_<id:06d>_leftImg8bit.png
     cityscapes/gtFine/{train,val}/shapes/shapes_000000_<id:06d>_gtFine_instanceIds.png
+    cityscapes/gtFine/{train,val}/shapes/shapes_000000_<id:06d>_gtFine_labelIds.png
 
 with the city ``shapes``, sequence ``000000`` and the COCO image id as frame number (the
 Cityscapes ``<city>_<seq>_<frame>`` naming that cityscapesscripts parses).  The images are
 byte copies of the COCO ones (Cityscapes' evaluator finds the ground truth by renaming the
 image path, so the images must carry Cityscapes names).  The COCO-format JSON has the
 COCO annotation's boxes, areas and polygons with Cityscapes categories (id = Cityscapes
-label id, name = its name) and ``segm_file`` per image, as mmdet's converter writes.
+label id, name = its name) and per image ``file_name`` and ``segm_file`` (the
+``*_gtFine_labelIds.png``) relative to the split's folder, as mmdet's converter writes them.
 
 The six synthetic classes become six of the eight Cityscapes instance classes by
 frequency rank (:data:`CITYSCAPES_CLASSES`): the synthetic classes are ordered most to
@@ -60,7 +62,8 @@ a class without ground truth has AP NaN).
 
 ``*_gtFine_instanceIds.png`` are 16-bit PNGs as in Cityscapes: a pixel of an instance holds
 ``label_id * 1000 + k`` (``k`` counts the image's instances of that class from 0); every
-other pixel is ``road`` (label id 7), a class that is evaluated as background -- not void
+other pixel is ``road`` (label id 7); ``*_gtFine_labelIds.png`` (8-bit) hold the label id of
+every pixel (instance pixels: their class's), a class that is evaluated as background -- not void
 (``unlabeled`` 0 is void, and a prediction lying mostly on void pixels would not count as a
 false positive).  The instance masks are the visible masks of the COCO annotation (which
 are disjoint); the official evaluator ignores instances below 100 pixels (Cityscapes'
@@ -116,6 +119,11 @@ def cityscapes_image(split: str, image_id: int) -> str:
 def cityscapes_instance_ids(split: str, image_id: int) -> str:
     """The ``*_gtFine_instanceIds.png`` path relative to ``cityscapes/gtFine/<split>/``."""
     return f"{CITYSCAPES_CITY}/{cityscapes_stem(image_id)}_gtFine_instanceIds.png"
+
+
+def cityscapes_label_ids(split: str, image_id: int) -> str:
+    """The ``*_gtFine_labelIds.png`` path relative to ``cityscapes/gtFine/<split>/``."""
+    return f"{CITYSCAPES_CITY}/{cityscapes_stem(image_id)}_gtFine_labelIds.png"
 
 
 def cityscapes_metainfo(classes) -> dict:
@@ -213,7 +221,7 @@ def coco_to_cityscapes(coco: dict, split: str, classes) -> dict:
         {
             "id": img["id"],
             "file_name": cityscapes_image(split, img["id"]),
-            "segm_file": cityscapes_instance_ids(split, img["id"]),
+            "segm_file": cityscapes_label_ids(split, img["id"]),
             "width": img["width"],
             "height": img["height"],
         }
@@ -224,11 +232,12 @@ def coco_to_cityscapes(coco: dict, split: str, classes) -> dict:
     return {"info": info, "licenses": [], "images": images, "annotations": annotations, "categories": categories}
 
 
-def instance_ids_png(shape: tuple[int, int], objects, classes) -> bytes:
-    """The ``*_gtFine_instanceIds.png`` bytes of one image.
+def gt_fine_pngs(shape: tuple[int, int], objects, classes) -> tuple[bytes, bytes]:
+    """The ``*_gtFine_instanceIds.png`` and ``*_gtFine_labelIds.png`` bytes of one image.
 
     ``objects``: ``[(class index, visible mask)]`` (disjoint masks, as the generator makes
-    them); each becomes ``label_id * 1000 + k``, everything else ``road`` (7).
+    them); each becomes ``label_id * 1000 + k`` in the instance ids and ``label_id`` in the
+    label ids, everything else ``road`` (7).
     """
     import cv2
 
@@ -241,7 +250,11 @@ def instance_ids_png(shape: tuple[int, int], objects, classes) -> bytes:
             raise RankReproError("Cityscapes instanceIds need disjoint instance masks")
         ids[pixels] = label_id * 1000 + seen.get(label_id, 0)
         seen[label_id] = seen.get(label_id, 0) + 1
-    ok, buf = cv2.imencode(".png", ids, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise RuntimeError("OpenCV could not encode an instanceIds PNG")
-    return buf.tobytes()
+    labels = np.where(ids >= 1000, ids // 1000, ids).astype(np.uint8)
+    encoded = []
+    for image in (ids, labels):
+        ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        if not ok:
+            raise RuntimeError("OpenCV could not encode a gtFine PNG")
+        encoded.append(buf.tobytes())
+    return encoded[0], encoded[1]

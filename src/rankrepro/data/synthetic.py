@@ -131,7 +131,7 @@ _DESCRIPTION = "rankrepro synthetic shapes"
 _OWN_FILE = re.compile(
     r"^(?:(?:train|val)/\d{6}\.png|annotations/(?:instances|lvis_v1)_(?:train|val)\.json"
     r"|cityscapes/annotations/instancesonly_filtered_gtFine_(?:train|val)\.json"
-    r"|cityscapes/(?:leftImg8bit|gtFine)/(?:train|val)/shapes/shapes_000000_\d{6}_(?:leftImg8bit|gtFine_instanceIds)\.png)$"
+    r"|cityscapes/(?:leftImg8bit|gtFine)/(?:train|val)/shapes/shapes_000000_\d{6}_(?:leftImg8bit|gtFine_instanceIds|gtFine_labelIds)\.png)$"
 )
 
 
@@ -491,10 +491,10 @@ def make_synthetic_coco(
         cs = formats.CITYSCAPES_DIR
         outputs[f"{cs}/{formats.cityscapes_annotation(split)}"] = _json_bytes(formats.coco_to_cityscapes(coco, split, CLASSES))
         for image, (png, objects) in zip(images, cityscapes):
+            instance_ids, label_ids = formats.gt_fine_pngs((h, w), objects, CLASSES)
             outputs[f"{cs}/leftImg8bit/{split}/{formats.cityscapes_image(split, image['id'])}"] = png
-            outputs[f"{cs}/gtFine/{split}/{formats.cityscapes_instance_ids(split, image['id'])}"] = formats.instance_ids_png(
-                (h, w), objects, CLASSES
-            )
+            outputs[f"{cs}/gtFine/{split}/{formats.cityscapes_instance_ids(split, image['id'])}"] = instance_ids
+            outputs[f"{cs}/gtFine/{split}/{formats.cityscapes_label_ids(split, image['id'])}"] = label_ids
         for rel, data in outputs.items():
             write_atomic(root / rel, data)
             files[rel] = _sha256(data)
@@ -534,6 +534,7 @@ def _format_files(num_train: int, num_val: int) -> list[str]:
         for image_id in range(1, num + 1):
             rels.append(f"{cs}/leftImg8bit/{split}/{formats.cityscapes_image(split, image_id)}")
             rels.append(f"{cs}/gtFine/{split}/{formats.cityscapes_instance_ids(split, image_id)}")
+            rels.append(f"{cs}/gtFine/{split}/{formats.cityscapes_label_ids(split, image_id)}")
     return rels
 
 
@@ -578,7 +579,11 @@ def _annotated_files(root: Path, split: str):
         (formats.lvis_annotation(split), lambda img: []),
         (
             f"{cs}/{formats.cityscapes_annotation(split)}",
-            lambda img: [f"{cs}/leftImg8bit/{split}/{img['file_name']}", f"{cs}/gtFine/{split}/{img['segm_file']}"],
+            lambda img: [
+                f"{cs}/leftImg8bit/{split}/{formats.cityscapes_image(split, img['id'])}",
+                f"{cs}/gtFine/{split}/{formats.cityscapes_instance_ids(split, img['id'])}",
+                f"{cs}/gtFine/{split}/{formats.cityscapes_label_ids(split, img['id'])}",
+            ],
         ),
     ):
         try:
