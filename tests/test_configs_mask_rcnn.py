@@ -328,13 +328,16 @@ def test_carafe_neck_and_dcn_are_the_official_ones(load_config):
 def _train_and_test(path, tmp_path, data_root, max_iters=3):
     from rankrepro.runner import test, train
 
-    train(path, tmp_path / "work", smoke=True, data_root=data_root, max_iters=max_iters)
+    # mmdet's runtime names its visualizer 'visualizer', and mmengine reuses an existing instance
+    # of that name (with the first run's log folder): a name of this run's own keeps its scalars here
+    visualizer = {"visualizer.name": f"visualizer_{tmp_path.name}"}
+    train(path, tmp_path / "work", smoke=True, data_root=data_root, max_iters=max_iters, cfg_options=visualizer)
     checkpoint = tmp_path / "work" / f"iter_{max_iters}.pth"
     assert checkpoint.exists()
     # (the end-of-training validation ran at the config's score threshold; an untrained model
     # has few detections above it, so the test keeps them all)
     metrics = test(path, checkpoint, tmp_path / "test", smoke=True, data_root=data_root,
-                   cfg_options={"model.test_cfg.rcnn.score_thr": 0.0})
+                   cfg_options={"model.test_cfg.rcnn.score_thr": 0.0, "visualizer.name": f"visualizer_{tmp_path.name}_test"})
     (scalars,) = (tmp_path / "work").glob("*/vis_data/scalars.json")
     logged = [json.loads(line) for line in scalars.read_text().splitlines()]
     return metrics, [entry for entry in logged if "loss" in entry]
