@@ -318,6 +318,9 @@ def smoke_losses(config, data_root, tmp_path) -> dict:
     cfg = runner.load_config(config, tmp_path / "losses", smoke=True, data_root=data_root, max_iters=2)
     run = Runner.from_cfg(cfg)
     run.model.init_weights()
+    for hook in run.hooks:  # aLRP's self-balancing period is set by its hook before training
+        if type(hook).__name__ == "ALRPSelfBalancingHook":
+            hook.before_train(run)
     batch = run.model.data_preprocessor(next(iter(run.train_dataloader)), True)
     return run.model.loss(batch["inputs"], batch["data_samples"])
 
