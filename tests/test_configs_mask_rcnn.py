@@ -261,7 +261,7 @@ RS_CHANGES = {
     "model.train_cfg.rpn.sampler.type", "model.train_cfg.rpn.sampler.num", "model.train_cfg.rpn.sampler.pos_fraction",
     "model.train_cfg.rpn.sampler.neg_pos_ub", "model.train_cfg.rpn.sampler.add_gt_as_proposals",
     "model.train_cfg.rcnn.sampler.num", "model.test_cfg.rcnn.score_thr",
-    "train_dataloader.batch_size", "optim_wrapper.optimizer.lr", "smoke_overrides.model.roi_head.mask_head.conv_out_channels",
+    "train_dataloader.batch_size", "optim_wrapper.optimizer.lr",
 }
 
 
@@ -362,6 +362,38 @@ def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("mask_rcnn_data")
     make_synthetic_coco(root, num_train=16, num_val=8)
     return root
+
+
+KEPT_BY_SMOKE = ("rpn_head.type", "rpn_head.loss_rank", "rpn_head.head_weight", "rpn_head.loss_bbox", "roi_head.type",
+                 "roi_head.max_masks", "roi_head.bbox_head.type", "roi_head.bbox_head.loss_rank",
+                 "roi_head.bbox_head.loss_cls", "roi_head.bbox_head.loss_bbox", "roi_head.bbox_head.reg_decoded_bbox",
+                 "roi_head.mask_head.type", "train_cfg", "test_cfg", "backbone.dcn", "backbone.stage_with_dcn")
+
+
+def _get(node, dotted):
+    for key in dotted.split("."):
+        node = node.get(key) if node is not None else None
+    return node
+
+
+@pytest.mark.parametrize("path", ALL)
+def test_smoke_variant_keeps_the_method_and_lists_its_substitutions(path, synthetic, load_config):
+    """The CPU smoke variant shrinks widths, data and schedule; heads, losses, samplers and test
+    settings stay; what it must substitute (CARAFE has no CPU kernel, DCN needs Bottleneck
+    blocks, Cityscapes' RepeatDataset x 8) is listed, and nothing else is."""
+    from rankrepro.smoke import smoke_config
+
+    cfg = load_config(path)
+    smoke = smoke_config(deepcopy(cfg), synthetic)
+    for key in KEPT_BY_SMOKE:
+        assert _get(smoke.model, key) == _get(cfg.model, key), (path, key)
+    assert smoke.optim_wrapper.optimizer.lr == cfg.optim_wrapper.optimizer.lr
+    assert smoke.val_evaluator.type == cfg.val_evaluator.type
+    listed = " ".join(smoke.smoke_substitutions)
+    assert ("carafe" in listed) == ("carafe" in path)
+    assert ("dcn" in listed) == ("dconv" in path)
+    assert ("RepeatDataset" in listed) == ("cityscapes" in path)
+    assert len(smoke.smoke_substitutions) == ("carafe" in path) + ("dconv" in path) + ("cityscapes" in path)
 
 
 def test_rs_mask_rcnn_smoke_trains_and_evaluates_bbox_and_segm(tmp_path, synthetic):

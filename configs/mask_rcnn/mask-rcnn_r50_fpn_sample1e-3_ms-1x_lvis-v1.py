@@ -11,5 +11,3 @@ train_dataloader = dict(batch_size=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 val_evaluator = dict(type='LVISOLRPMetric', metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
-# CPU smoke variant (rankrepro.smoke): the mask head's 256-channel convolutions shrink too
-smoke_overrides = dict(model=dict(roi_head=dict(mask_head=dict(conv_out_channels=64))))

@@ -43,5 +43,3 @@ model = dict(
     # larger scores; 0.40 instead of 0.05 leaves oLRP unchanged and AP within 0.01)
     test_cfg=dict(rcnn=dict(score_thr=0.40)),
 )
-# CPU smoke variant (rankrepro.smoke): the mask head's 256-channel convolutions shrink too
-smoke_overrides = dict(model=dict(roi_head=dict(mask_head=dict(conv_out_channels=64))))
