@@ -6,7 +6,7 @@
 # Two bugs of that config are not followed: its base (bucketed_ranksort_loss_mask_rcnn_r50_fpn_3x_coco.py)
 # sets rank_loss_type RankSort, so as published it trains plain RS Loss, not BRS; and it inherits
 # mmdet's RepeatDataset x 3 (ms-poly 3x base) while setting 36 epochs (108 passes), whereas the
-# published log trained 36 epochs.  Here: BRS Loss, 36 epochs without RepeatDataset.
+# README lists 36 epochs.  Here: BRS Loss, 36 epochs without RepeatDataset.
 _base_ = './rs_mask-rcnn_r101_fpn_ms-640-800-3x_coco.py'
 
 model = dict(

@@ -2,8 +2,8 @@
 # and box head are trained by Bucketed RS Loss (delta 0.5); the mask head as RS-Mask R-CNN.
 # Feeds: Bucketed README COCO instance segmentation "BRS" ResNet-50.
 # Official: BucketedRankingBasedLosses configs/bucketed_ranking_losses/bucketed_ranksort_loss_mask_rcnn_r50_fpn_1x_coco.py
-# (as published it does not parse into a model: a trailing comma makes model, train_cfg and
-# test_cfg tuples; its settings are otherwise those of the RS config, which this one follows).
+# (its heads get rank_loss_type=dict(type='BucketedRankSort', loss_weight=1.0), the Bucketed loss
+# with its default delta 0.5; everything else as the RS config it copies, which this one inherits).
 _base_ = './rs_mask-rcnn_r50_fpn_1x_coco.py'
 
 model = dict(

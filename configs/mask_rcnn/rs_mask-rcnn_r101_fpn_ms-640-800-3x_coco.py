@@ -6,7 +6,7 @@
 # Official: RankSortLoss configs/ranksort_loss/ranksort_mask_rcnn_r101_fpn_mstrain_3x_coco.py.
 # (The Bucketed repo's rerun, configs/ranksort_loss/ranksort_loss_mask_rcnn_r101_fpn_mstrain_3x_coco.py,
 # also inherits mmdet's RepeatDataset x 3 of the ms-poly 3x base while setting 36 epochs, i.e. 108
-# passes; its published log trained 36 epochs, which this config does, without RepeatDataset.)
+# passes; its README lists 36 epochs, as the RS run: this config trains 36, without RepeatDataset.)
 _base_ = './rs_mask-rcnn_r50_fpn_1x_coco.py'
 
 model = dict(backbone=dict(depth=101, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')))
