@@ -4,7 +4,8 @@
 # Feeds: RS paper Table 1 ("Carafe FPN", the baseline of RS-R-CNN+).
 # Official: RankSortLoss configs/carafe/faster_rcnn_r50_fpn_carafe_1x_coco.py (mmdet 2.x);
 # here mmdet 3.3's carafe/faster-rcnn_r50_fpn-carafe_1x_coco.py, the same recipe.
-# Not matched: mmcv has no CPU kernel for CARAFE; the CPU smoke variant cannot run this neck.
+# Smoke variant only: mmcv has no CPU kernel for CARAFE, so rankrepro.smoke upsamples by
+# nearest in FPN_CARAFE (the paper-scale model keeps CARAFE).
 _base_ = 'mmdet::carafe/faster-rcnn_r50_fpn-carafe_1x_coco.py'
 custom_imports = dict(imports=['rankrepro.models', 'rankrepro.evaluation.metrics'], allow_failed_imports=False)
 

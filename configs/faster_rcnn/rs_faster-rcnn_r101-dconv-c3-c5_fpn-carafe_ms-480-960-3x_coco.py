@@ -5,7 +5,8 @@
 # "RS-R-CNN" R-101-DCN with Carafe.
 # Official: RankSortLoss configs/ranksort_loss/ranksort_faster_rcnn+_r101_fpn_mstrain_dcn_3x_coco.py
 # (images padded to multiples of 32, as there).
-# Not matched: mmcv has no CPU kernel for CARAFE; the CPU smoke variant cannot run this neck.
+# Smoke variant only: mmcv has no CPU kernel for CARAFE, so rankrepro.smoke upsamples by
+# nearest in FPN_CARAFE (the paper-scale model keeps CARAFE).
 _base_ = './rs_faster-rcnn_r101-dconv-c3-c5_fpn_ms-480-960-3x_coco.py'
 
 model = dict(

@@ -5,7 +5,8 @@
 # Official: RankSortLoss configs/ranksort_loss/ranksort_faster_rcnn+_r50_fpn_1x_coco.py.
 # As the official config (it changes only the neck), images are padded to multiples of 32,
 # not 64 as mmdet's CARAFE baseline (faster-rcnn_r50_fpn-carafe_1x_coco.py).
-# Not matched: mmcv has no CPU kernel for CARAFE; the CPU smoke variant cannot run this neck.
+# Smoke variant only: mmcv has no CPU kernel for CARAFE, so rankrepro.smoke upsamples by
+# nearest in FPN_CARAFE (the paper-scale model keeps CARAFE).
 _base_ = './rs_faster-rcnn_r50_fpn_1x_coco.py'
 
 model = dict(
