@@ -62,10 +62,10 @@ a class without ground truth has AP NaN).
 
 ``*_gtFine_instanceIds.png`` are 16-bit PNGs as in Cityscapes: a pixel of an instance holds
 ``label_id * 1000 + k`` (``k`` counts the image's instances of that class from 0); every
-other pixel is ``road`` (label id 7); ``*_gtFine_labelIds.png`` (8-bit) hold the label id of
-every pixel (instance pixels: their class's), a class that is evaluated as background -- not void
+other pixel is ``road`` (label id 7), a class that is evaluated as background -- not void
 (``unlabeled`` 0 is void, and a prediction lying mostly on void pixels would not count as a
-false positive).  The instance masks are the visible masks of the COCO annotation (which
+false positive).  ``*_gtFine_labelIds.png`` (8-bit) hold every pixel's label id (an
+instance pixel: its class's).  The instance masks are the visible masks of the COCO annotation (which
 are disjoint); the official evaluator ignores instances below 100 pixels (Cityscapes'
 ``minRegionSizes``), i.e. the smallest synthetic objects.
 """
