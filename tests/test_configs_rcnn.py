@@ -66,9 +66,11 @@ def test_model_builds_at_paper_scale(config):
     model = _build(cfg)
     stem = Path(config).stem
     head_types = {type(m).__name__ for m in model.modules()}
-    ranking = not stem.startswith(("faster-rcnn", "cascade-rcnn"))
+    ranking = not stem.startswith(("faster-rcnn", "cascade-rcnn", "fl_"))
+    softmax = stem.startswith(("faster-rcnn", "cascade-rcnn"))  # fl_: sigmoid Focal Loss heads
     assert ("RankBasedRPNHead" in head_types) == ranking
     assert ("RankBasedShared2FCBBoxHead" in head_types) == ranking
+    assert ("SigmoidShared2FCBBoxHead" in head_types) == stem.startswith("fl_")
     assert ("CARAFEPack" in head_types) == ("carafe" in stem)
     assert ("ModulatedDeformConv2dPack" in head_types) == ("dconv" in stem)
     depth = 101 if "r101" in stem else 50
@@ -81,8 +83,8 @@ def test_model_builds_at_paper_scale(config):
     heads = model.roi_head.bbox_head if "cascade" in stem else [model.roi_head.bbox_head]
     for head in heads:
         assert head.num_classes == 80
-        # sigmoid classifiers of the ranking heads have no background column
-        assert head.fc_cls.out_features == (80 if ranking else 81)
+        # sigmoid classifiers (ranking and Focal Loss heads) have no background column
+        assert head.fc_cls.out_features == (81 if softmax else 80)
     assert model.neck.out_channels == 256
 
 
@@ -344,7 +346,7 @@ def test_smoke_trains_and_evaluates(config, data_root, tmp_path):
     smoke_train_and_evaluate(config, data_root, tmp_path)
     stem = Path(config).stem
     losses = smoke_losses(config, data_root, tmp_path)
-    kind = "alrp" if stem.startswith("alrp") else "ce" if stem.startswith(("faster-rcnn", "cascade-rcnn")) else "rs"
+    kind = "alrp" if stem.startswith("alrp") else "ce" if stem.startswith(("faster-rcnn", "cascade-rcnn", "fl_")) else "rs"
     keys = {k for k in losses if k.startswith("loss") and not k.startswith("s")}
     if "cascade" in stem:  # mmdet prefixes each stage's losses with s<i>.
         keys = {k for k in losses if k.startswith("loss_rpn")} | {k.split(".", 1)[1] for k in losses if k.startswith("s0.")}

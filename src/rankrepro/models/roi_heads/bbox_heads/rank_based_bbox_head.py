@@ -11,15 +11,9 @@ configs, so left out here) and has no aLRP branch; the rest is the same.
 
 from __future__ import annotations
 
-import torch
-from mmengine.structures import InstanceData
-from torch import Tensor
-
-from mmdet.models.layers import multiclass_nms
 from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
-from mmdet.models.utils import empty_instances
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps, get_box_tensor, scale_boxes
+from mmdet.structures.bbox import bbox_overlaps
 
 from ...dense_heads.ranking_head import (
     apply_ranking_loss,
@@ -29,39 +23,11 @@ from ...dense_heads.ranking_head import (
     weighted_mean,
 )
 from ...self_balancing import SelfBalancedLocalisation
-
-
-def with_background_column(probabilities: Tensor) -> Tensor:
-    """``probabilities`` (N x C, sigmoid) with a zero background column appended, the layout
-    mmdet's ``multiclass_nms`` expects (it drops the last column)."""
-    return torch.cat([probabilities, probabilities.new_zeros(probabilities.shape[0], 1)], dim=1)
-
-
-def imbalance_logs(labels: Tensor, label_weights: Tensor, num_classes: int, prefix: str) -> dict:
-    """Negatives per positive of a batch of RoIs / anchors (RS paper App. C.5, Table A.17):
-
-    * ``neg_per_pos_<prefix>_instances``: negative instances / positive instances;
-    * ``neg_per_pos_<prefix>_tasks``: with C class-wise sigmoid classifiers a negative
-      instance is C negative tasks and a positive one 1 positive and C - 1 negative tasks,
-      so (negatives x C + positives x (C - 1)) / positives.
-
-    Instances with label weight 0 (ignored) count as neither.  Detached 0-dim tensors; an
-    empty dict without positives (the ratio is undefined)."""
-    valid = label_weights > 0
-    positives = int((valid & (labels >= 0) & (labels < num_classes)).sum())
-    if positives == 0:
-        return {}
-    negatives = int((valid & (labels == num_classes)).sum())
-    tasks = negatives * num_classes + positives * (num_classes - 1)
-    value = label_weights.new_tensor
-    return {
-        f"neg_per_pos_{prefix}_instances": value(negatives / positives).detach(),
-        f"neg_per_pos_{prefix}_tasks": value(tasks / positives).detach(),
-    }
+from .sigmoid_classifier import SigmoidClassifierMixin, imbalance_logs, with_background_column
 
 
 @MODELS.register_module()
-class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
+class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, SigmoidClassifierMixin, Shared2FCBBoxHead):
     """Shared2FC box head with ``num_classes`` sigmoid classifiers (no background logit).
 
     Training (:meth:`rank_based_loss`): the ranking loss ``loss_rank`` on all (RoI, class)
@@ -88,7 +54,8 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
 
     Test time: sigmoid probabilities plus a zero background column into mmdet's
     ``multiclass_nms`` with the config's ``score_thr`` / ``nms`` / ``max_per_img``, as the
-    official ``get_bboxes`` (mmdet 3.3's ``BBoxHead`` would apply a softmax).
+    official ``get_bboxes`` (mmdet 3.3's ``BBoxHead`` would apply a softmax; shared with the
+    Focal Loss head in :class:`.sigmoid_classifier.SigmoidClassifierMixin`).
 
     :meth:`loss_and_target` also returns ``pos_score_weights`` (the positives' score
     weights, in the order of the positives over the batch) and ``cls_loss_value`` (the
@@ -109,23 +76,13 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         **kwargs,
     ) -> None:
         loss_cls = dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0) if loss_cls is None else loss_cls
-        if not loss_cls.get("use_sigmoid", False):
-            raise ValueError(
-                "RankBasedShared2FCBBoxHead has class-wise sigmoid classifiers: loss_cls must set use_sigmoid=True, "
-                f"got {loss_cls!r}"
-            )
         if not reg_decoded_bbox:
             raise ValueError(
                 "RankBasedShared2FCBBoxHead regresses decoded boxes with an IoU-based loss: reg_decoded_bbox must be True"
             )
         loss_bbox = dict(type="GIoULoss", reduction="none") if loss_bbox is None else loss_bbox
         super().__init__(*args, loss_cls=loss_cls, reg_decoded_bbox=True, loss_bbox=loss_bbox, **kwargs)
-        if not (self.with_cls and self.with_reg):
-            raise ValueError("RankBasedShared2FCBBoxHead needs both the classifier and the regressor")
-        # num_classes sigmoid outputs instead of mmdet's num_classes + 1 softmax outputs
-        cls_predictor = self.cls_predictor_cfg.copy()
-        cls_predictor.update(in_features=self.cls_last_dim, out_features=self.num_classes)
-        self.fc_cls = MODELS.build(cls_predictor)
+        self.use_sigmoid_classifier(loss_cls)  # num_classes sigmoid outputs, not num_classes + 1
         self.loss_rank = MODELS.build(dict(type="RankSortLoss", delta=0.5) if loss_rank is None else loss_rank)
         self.init_self_balancing(sb_initial if self.loss_rank.needs_loc_errors else None)
 
@@ -154,10 +111,7 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         (N x 4 gt boxes, decoded: ``reg_decoded_bbox``).  ``bbox_weights`` is unused (the
         positives' weights are their scores).
         """
-        if cls_score.dim() != 2 or cls_score.shape[1] != self.num_classes:
-            raise ValueError(
-                f"cls_score must be N x num_classes ({self.num_classes}) sigmoid logits, got {tuple(cls_score.shape)}"
-            )
+        self.check_sigmoid_scores(cls_score)
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
         logs = imbalance_logs(labels, label_weights, self.num_classes, "rcnn")
         weights = score_weights(cls_score[pos])
@@ -194,53 +148,6 @@ class RankBasedShared2FCBBoxHead(SelfBalancedLocalisation, Shared2FCBBoxHead):
         quality = ious if self.loss_rank.continuous_labels else 1.0
         targets = ranking_targets(cls_score, labels, label_weights, pos, quality)
         return dict(apply_ranking_loss(self.loss_rank, cls_score, targets, loc_errors))
-
-    def _positive_boxes(self, rois, bbox_pred, labels, pos) -> Tensor:
-        """The positives' decoded boxes: the class-agnostic box, or the gt class's box."""
-        if self.reg_class_agnostic:
-            deltas = bbox_pred.view(bbox_pred.size(0), -1)[pos]
-        else:
-            deltas = bbox_pred.view(bbox_pred.size(0), self.num_classes, -1)[pos, labels[pos]]
-        return get_box_tensor(self.bbox_coder.decode(rois[pos, 1:], deltas))
-
-    # ------------------------------------------------------------------ test time
-    def _predict_by_feat_single(
-        self, roi, cls_score, bbox_pred, img_meta, rescale=False, rcnn_test_cfg=None
-    ) -> InstanceData:
-        """mmdet 3.3's ``BBoxHead._predict_by_feat_single`` with sigmoid probabilities and a zero
-        background column in place of the softmax (the official ``get_bboxes``)."""
-        results = InstanceData()
-        if roi.shape[0] == 0:
-            return empty_instances(
-                [img_meta],
-                roi.device,
-                task_type="bbox",
-                instance_results=[results],
-                box_type=self.predict_box_type,
-                use_box_type=False,
-                num_classes=self.num_classes,
-                score_per_cls=rcnn_test_cfg is None,
-            )[0]
-        scores = with_background_column(cls_score.sigmoid())
-        num_rois = roi.size(0)
-        per_roi = 1 if self.reg_class_agnostic else self.num_classes
-        priors = roi.repeat_interleave(per_roi, dim=0)[:, 1:]
-        bboxes = self.bbox_coder.decode(
-            priors, bbox_pred.view(-1, self.bbox_coder.encode_size), max_shape=img_meta["img_shape"]
-        )
-        if rescale and bboxes.size(0) > 0:
-            bboxes = scale_boxes(bboxes, [1 / s for s in img_meta["scale_factor"]])
-        bboxes = get_box_tensor(bboxes)
-        box_dim = bboxes.size(-1)
-        bboxes = bboxes.view(num_rois, -1)
-        if rcnn_test_cfg is None:  # test-time augmentation: raw results, merged later
-            results.bboxes, results.scores = bboxes, scores
-            return results
-        det_bboxes, det_labels = multiclass_nms(
-            bboxes, scores, rcnn_test_cfg.score_thr, rcnn_test_cfg.nms, rcnn_test_cfg.max_per_img, box_dim=box_dim
-        )
-        results.bboxes, results.scores, results.labels = det_bboxes[:, :-1], det_bboxes[:, -1], det_labels
-        return results
 
 
 __all__ = ["RankBasedShared2FCBBoxHead", "imbalance_logs", "with_background_column"]
