@@ -8,8 +8,10 @@
 # Feeds: RS paper Table A.18 (Focal Loss, Random / Random).
 # Official: no config or head in the RankSortLoss or BucketedRankingBasedLosses repositories;
 # the settings are App. C.5's list.  Choices of ours where the paper is silent:
-# * Focal Loss and the R-CNN GIoU Loss are divided by the number of positives (the
+# * R-CNN: Focal Loss and GIoU Loss are divided by the number of positive RoIs (the
 #   one-stage setting App. C.5 cites; mmdet's BBoxHead divides by the sampled RoIs);
+# * RPN: mmdet's RPNHead with Focal Loss as is, which divides by the positive anchors
+#   without a sampler and by the sampled anchors (256 an image) with the RandomSampler;
 # * the RPN keeps the baseline's L1 Loss on deltas (the paper's "weight of GIoU Loss" is
 #   read as the baseline's R-CNN GIoU Loss, weight 10 -> 2);
 # * test time as the baseline (score_thr 0.05, NMS 0.5, 100 detections), with sigmoid scores.
