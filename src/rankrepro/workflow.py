@@ -100,8 +100,9 @@ def config_hash(config: str) -> str:
 
 #: The code that defines what a training run computes (the losses, heads, the smoke variant
 #: and its data); its syntax trees, without docstrings, enter every run key.
-TRAINING_CODE = ("src/rankrepro/losses", "src/rankrepro/models", "src/rankrepro/smoke.py",
-                 "src/rankrepro/data/synthetic.py")
+TRAINING_CODE = ("src/rankrepro/losses", "src/rankrepro/models", "src/rankrepro/smoke.py", "src/rankrepro/data")
+#: The code that writes the synthetic dataset (COCO, LVIS v1 and Cityscapes layouts).
+DATA_CODE = ("src/rankrepro/data",)
 
 
 def _ast_digest(paths) -> str:
@@ -121,11 +122,12 @@ def _ast_digest(paths) -> str:
 
 
 @lru_cache(maxsize=None)
-def code_hash() -> str:
-    """A hash of the training code's syntax trees (:data:`TRAINING_CODE`), comments and
-    docstrings left out: a changed loss or head retrains, an edited docstring does not."""
+def code_hash(entries: tuple = TRAINING_CODE) -> str:
+    """A hash of the syntax trees of ``entries`` (files or folders; by default the training
+    code, :data:`TRAINING_CODE`), comments and docstrings left out: a changed loss or head
+    retrains, an edited docstring does not."""
     files = []
-    for entry in TRAINING_CODE:
+    for entry in entries:
         path = REPO_ROOT / entry
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     return _ast_digest(files)

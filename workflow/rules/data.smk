@@ -9,6 +9,8 @@ rule synthetic_data:
         f"{config['results']}/smoke/logs/synthetic_data.log",
     params:
         command=wf.cli_command("make-data", config["smoke"]["data"]),
+        # the generator's code (its layouts: COCO, LVIS v1, Cityscapes): a change regenerates
+        generator=wf.code_hash(wf.DATA_CODE),
     shell:
         "{params.command} > {log} 2>&1"
 
