@@ -74,15 +74,15 @@ def assert_gradients_reach(*layers, context: str = "") -> None:
 
 
 @contextmanager
-def recorded_calls(obj, name: str):
-    """Inside the block, every call of ``obj.<name>`` is recorded as ``(args, result)`` in the
-    yielded list (the method works as before); the original is restored afterwards."""
+def _recording(obj, name: str, record):
+    """Inside the block, every call of ``obj.<name>`` appends ``record(args, kwargs, result)``
+    to the yielded list (the method works as before); the original is restored afterwards."""
     method = getattr(obj, name)
     calls = []
 
-    def recorder(*args):
-        result = method(*args)
-        calls.append((args, result))
+    def recorder(*args, **kwargs):
+        result = method(*args, **kwargs)
+        calls.append(record(args, kwargs, result))
         return result
 
     setattr(obj, name, recorder)
@@ -90,3 +90,50 @@ def recorded_calls(obj, name: str):
         yield calls
     finally:
         delattr(obj, name)
+
+
+def recorded_calls(obj, name: str):
+    """Inside the block, every call of ``obj.<name>`` is recorded as ``(args, result)`` in the
+    yielded list (the method works as before); the original is restored afterwards."""
+    return _recording(obj, name, lambda args, kwargs, result: (args, result))
+
+
+def recorded(obj, name: str):
+    """As :func:`recorded_calls`, each call recorded as ``(args, kwargs, result)``."""
+    return _recording(obj, name, lambda args, kwargs, result: (args, kwargs, result))
+
+
+def small_roi_box_head(head_type: str, num_classes: int, target_stds, **overrides):
+    """A built (not initialised) R-CNN box head of type ``head_type`` small enough for
+    hand-made RoI batches: 2 input channels, 2x2 RoI features, 8 fc channels,
+    class-specific regression; ``overrides`` replace any of these settings."""
+    cfg = dict(
+        type=head_type,
+        in_channels=2,
+        fc_out_channels=8,
+        roi_feat_size=2,
+        num_classes=num_classes,
+        bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=target_stds),
+        reg_class_agnostic=False,
+    )
+    cfg.update(overrides)
+    return MODELS.build(cfg)
+
+
+def hand_made_rois(num_classes: int, seed: int = 0, score_scale: float = 1.0):
+    """6 RoIs of one image: RoIs 0-2 positive (classes 2, 0, 1), 3-4 background (label
+    ``num_classes``), 5 ignored (label weight 0); gt boxes near the positive RoIs; random
+    class-specific deltas (scale 0.5) and logits (scale ``score_scale``), both requiring grad.
+    Returns ``(cls_score, bbox_pred, rois, labels, label_weights, gt)``."""
+    g = torch.Generator().manual_seed(seed)
+    boxes = torch.tensor(
+        [[10, 10, 50, 60], [30, 20, 90, 70], [5, 40, 45, 100], [60, 60, 100, 90], [0, 0, 20, 20], [70, 5, 110, 40]],
+        dtype=torch.float,
+    )
+    rois = torch.cat([torch.zeros(6, 1), boxes], dim=1)
+    labels = torch.tensor([2, 0, 1, num_classes, num_classes, num_classes])
+    label_weights = torch.tensor([1.0, 1, 1, 1, 1, 0])
+    gt = boxes + torch.tensor([[3, -2, 6, 4], [-5, 2, 0, -6], [2, 3, -4, 5], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    cls_score = (score_scale * torch.randn(6, num_classes, generator=g)).requires_grad_()
+    bbox_pred = (0.5 * torch.randn(6, 4 * num_classes, generator=g)).requires_grad_()
+    return cls_score, bbox_pred, rois, labels, label_weights, gt

@@ -3,8 +3,6 @@ RankBasedFCNMaskHead (RS paper Sec. 6.1.1, 6.2, App. C.2, C.5)."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 import torch
 from mmdet.models.task_modules import AssignResult
@@ -15,7 +13,7 @@ from mmdet.models.roi_heads import CascadeRoIHead
 from mmdet.structures.bbox import bbox2roi, bbox_overlaps
 from mmengine.config import Config, ConfigDict
 from mmengine.structures import InstanceData
-from model_cases import assert_gradients_reach, random_batch, total_loss
+from model_cases import assert_gradients_reach, hand_made_rois, random_batch, recorded, small_roi_box_head, total_loss
 
 import rankrepro.models  # noqa: F401  (registers the heads)
 from rankrepro.losses import alrp_loss, bucketed_rank_sort_loss, rank_sort_loss
@@ -38,24 +36,6 @@ BASES = {
 
 
 # ---------------------------------------------------------------------------- helpers
-@contextmanager
-def recorded(obj, name):
-    """Every call of ``obj.<name>`` as ``(args, kwargs, result)`` inside the block."""
-    method = getattr(obj, name)
-    calls = []
-
-    def recorder(*args, **kwargs):
-        result = method(*args, **kwargs)
-        calls.append((args, kwargs, result))
-        return result
-
-    setattr(obj, name, recorder)
-    try:
-        yield calls
-    finally:
-        delattr(obj, name)
-
-
 def rank_based_rcnn(kind, tmp_path, sampler=NO_RCNN_SAMPLER, **bbox_overrides):
     """mmdet's Faster / Mask / Cascade R-CNN (smoke widths) with the rank-based R-CNN heads
     swapped in, every RoI kept (the official "no sampler"), at most 64 proposals an image."""
@@ -88,34 +68,23 @@ def rank_based_rcnn(kind, tmp_path, sampler=NO_RCNN_SAMPLER, **bbox_overrides):
 
 
 def bbox_head(**overrides):
-    cfg = dict(
-        type="RankBasedShared2FCBBoxHead",
-        in_channels=2,
-        fc_out_channels=8,
-        roi_feat_size=2,
-        num_classes=NUM_CLASSES,
-        bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=STDS),
-        reg_class_agnostic=False,
-    )
-    cfg.update(overrides)
-    return MODELS.build(cfg)
+    return small_roi_box_head("RankBasedShared2FCBBoxHead", NUM_CLASSES, STDS, **overrides)
 
 
 def fixed_batch(seed=0):
     """6 RoIs of one image, 3 classes: RoIs 0-2 positive (classes 2, 0, 1), 3-4 negative,
     5 ignored (label weight 0); class-specific deltas, gt boxes near the RoIs."""
-    g = torch.Generator().manual_seed(seed)
-    boxes = torch.tensor(
-        [[10, 10, 50, 60], [30, 20, 90, 70], [5, 40, 45, 100], [60, 60, 100, 90], [0, 0, 20, 20], [70, 5, 110, 40]],
-        dtype=torch.float,
-    )
-    rois = torch.cat([torch.zeros(6, 1), boxes], dim=1)
-    labels = torch.tensor([2, 0, 1, NUM_CLASSES, NUM_CLASSES, NUM_CLASSES])
-    label_weights = torch.tensor([1.0, 1, 1, 1, 1, 0])
-    gt = boxes + torch.tensor([[3, -2, 6, 4], [-5, 2, 0, -6], [2, 3, -4, 5], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
-    cls_score = torch.randn(6, NUM_CLASSES, generator=g).requires_grad_()
-    bbox_pred = (0.5 * torch.randn(6, 4 * NUM_CLASSES, generator=g)).requires_grad_()
-    return cls_score, bbox_pred, rois, labels, label_weights, gt
+    return hand_made_rois(NUM_CLASSES, seed)
+
+
+def iou_targets(boxes, labels, gt):
+    """The ranking targets of a :func:`fixed_batch`: each positive RoI's gt-class entry gets
+    the IoU of its (detached) decoded box ``boxes`` with its gt box, RoI 5 (ignored) -1, the
+    others 0."""
+    targets = torch.zeros(6, NUM_CLASSES)
+    targets[5] = -1.0
+    targets[torch.arange(3), labels[:3]] = bbox_overlaps(boxes.detach(), gt[:3], is_aligned=True)
+    return targets
 
 
 def hand_rs_rcnn_losses(cls_score, bbox_pred, rois, labels, label_weights, gt):
@@ -124,10 +93,7 @@ def hand_rs_rcnn_losses(cls_score, bbox_pred, rois, labels, label_weights, gt):
     pos = torch.tensor([0, 1, 2])
     deltas = bbox_pred.view(6, NUM_CLASSES, 4)[pos, labels[pos]]  # the gt class's box
     boxes = DeltaXYWHBBoxCoder(target_stds=STDS).decode(rois[pos, 1:], deltas)
-    ious = bbox_overlaps(boxes.detach(), gt[pos], is_aligned=True)
-    targets = torch.zeros(6, NUM_CLASSES)
-    targets[5] = -1.0
-    targets[pos, labels[pos]] = ious
+    targets = iou_targets(boxes, labels, gt)
     rank, sort = rank_sort_loss(cls_score.reshape(-1), targets.reshape(-1), 0.5)
     giou = 1 - bbox_overlaps(boxes, gt[pos], mode="giou", is_aligned=True)
     weights = cls_score.detach()[pos].sigmoid().max(dim=1).values
@@ -195,9 +161,7 @@ def test_box_head_class_agnostic_regression():
     deltas = bbox_pred.detach()[:, :4].clone().requires_grad_()
     losses = head.rank_based_loss(cls_score, deltas, rois, labels, label_weights, gt)[0]
     boxes = DeltaXYWHBBoxCoder(target_stds=STDS).decode(rois[:3, 1:], deltas[:3])
-    targets = torch.zeros(6, NUM_CLASSES)
-    targets[5] = -1
-    targets[torch.arange(3), labels[:3]] = bbox_overlaps(boxes.detach(), gt[:3], is_aligned=True)
+    targets = iou_targets(boxes, labels, gt)
     rank, sort = rank_sort_loss(cls_score.reshape(-1), targets.reshape(-1), 0.5)
     torch.testing.assert_close(losses["loss_roi_rank"], rank)
     torch.testing.assert_close(losses["loss_roi_sort"], sort)
@@ -211,9 +175,7 @@ def test_box_head_bucketed_rank_sort():
     boxes = DeltaXYWHBBoxCoder(target_stds=STDS).decode(
         rois[:3, 1:], bbox_pred.view(6, NUM_CLASSES, 4)[torch.arange(3), labels[:3]]
     )
-    targets = torch.zeros(6, NUM_CLASSES)
-    targets[5] = -1
-    targets[torch.arange(3), labels[:3]] = bbox_overlaps(boxes.detach(), gt[:3], is_aligned=True)
+    targets = iou_targets(boxes, labels, gt)
     brank, bsort = bucketed_rank_sort_loss(cls_score.reshape(-1), targets.reshape(-1), 0.5)
     torch.testing.assert_close(losses["loss_roi_rank"], brank)
     torch.testing.assert_close(losses["loss_roi_sort"], bsort)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures.bbox import bbox_overlaps  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
-from model_cases import assert_gradients_reach, random_batch, total_loss  # noqa: E402
+from model_cases import assert_gradients_reach, hand_made_rois, random_batch, recorded, small_roi_box_head, total_loss  # noqa: E402
 
 import rankrepro.models  # noqa: E402,F401  (registers the heads)
 from rankrepro.data.synthetic import CLASSES  # noqa: E402
@@ -46,40 +45,12 @@ FOCAL = dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_wei
 
 
 # ---------------------------------------------------------------------------- helpers
-@contextmanager
-def recorded(obj, name):
-    """Every call of ``obj.<name>`` as ``(args, kwargs, result)`` inside the block."""
-    method = getattr(obj, name)
-    calls = []
-
-    def recorder(*args, **kwargs):
-        result = method(*args, **kwargs)
-        calls.append((args, kwargs, result))
-        return result
-
-    setattr(obj, name, recorder)
-    try:
-        yield calls
-    finally:
-        delattr(obj, name)
-
-
 def plain(value):
     return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 def sigmoid_head(**overrides) -> SigmoidShared2FCBBoxHead:
-    cfg = dict(
-        type="SigmoidShared2FCBBoxHead",
-        in_channels=2,
-        fc_out_channels=8,
-        roi_feat_size=2,
-        num_classes=NUM_CLASSES,
-        bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=STDS),
-        reg_class_agnostic=False,
-    )
-    cfg.update(overrides)
-    head = MODELS.build(cfg)
+    head = small_roi_box_head("SigmoidShared2FCBBoxHead", NUM_CLASSES, STDS, **overrides)
     head.init_weights()
     return head
 
@@ -87,19 +58,9 @@ def sigmoid_head(**overrides) -> SigmoidShared2FCBBoxHead:
 def fixed_batch(seed=0):
     """6 RoIs, 3 classes: RoIs 0-2 positive (classes 2, 0, 1; class 2 is the last real class),
     3-4 background (label 3), 5 ignored (label weight 0); class-specific deltas."""
-    g = torch.Generator().manual_seed(seed)
-    boxes = torch.tensor(
-        [[10, 10, 50, 60], [30, 20, 90, 70], [5, 40, 45, 100], [60, 60, 100, 90], [0, 0, 20, 20], [70, 5, 110, 40]],
-        dtype=torch.float,
-    )
-    rois = torch.cat([torch.zeros(6, 1), boxes], dim=1)
-    labels = torch.tensor([2, 0, 1, NUM_CLASSES, NUM_CLASSES, NUM_CLASSES])
-    label_weights = torch.tensor([1.0, 1, 1, 1, 1, 0])
-    gt = boxes + torch.tensor([[3, -2, 6, 4], [-5, 2, 0, -6], [2, 3, -4, 5], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    cls_score, bbox_pred, rois, labels, label_weights, gt = hand_made_rois(NUM_CLASSES, seed, score_scale=2.0)
     bbox_weights = torch.zeros(6, 4)
     bbox_weights[:3] = 1.0
-    cls_score = (2 * torch.randn(6, NUM_CLASSES, generator=g)).requires_grad_()
-    bbox_pred = (0.5 * torch.randn(6, 4 * NUM_CLASSES, generator=g)).requires_grad_()
     return cls_score, bbox_pred, rois, labels, label_weights, gt, bbox_weights
 
 

@@ -11,22 +11,8 @@ _base_ = './rs_cascade-rcnn_r50_fpn_1x_coco.py'
 
 model = dict(
     rpn_head=dict(loss_rank=dict(_delete_=True, type='BucketedRankSortLoss', delta=0.5)),
+    # every stage's head as RS-Cascade R-CNN's, its loss replaced (a list is replaced, not merged)
     roi_head=dict(
-        bbox_head=[
-            dict(
-                type='RankBasedShared2FCBBoxHead',
-                in_channels=256,
-                fc_out_channels=1024,
-                roi_feat_size=7,
-                num_classes=80,
-                bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0], target_stds=[0.1, 0.1, 0.2, 0.2]),
-                reg_class_agnostic=True,
-                reg_decoded_bbox=True,
-                loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', reduction='none'),
-                loss_rank=dict(type='BucketedRankSortLoss', delta=0.5),
-            )
-            for _stage in range(3)
-        ]
+        bbox_head=[dict(head, loss_rank=dict(type='BucketedRankSortLoss', delta=0.5)) for head in _base_.model.roi_head.bbox_head]
     ),
 )

@@ -101,10 +101,10 @@ from torch import Tensor
 
 from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps, cat_boxes, get_box_tensor
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 
 from ..self_balancing import SelfBalancedLocalisation
-from .ranking_head import apply_ranking_loss, ranking_targets, score_weights, value_balanced, weighted_mean
+from .ranking_head import apply_ranking_loss, flat_anchor_targets, ranking_targets, score_weights, value_balanced, weighted_mean
 
 #: aLRP's tau for the RPN: E_loc = ((1 - GIoU) / 2) / (1 - tau), tau = the RPN assigner's
 #: positive IoU threshold (hard-coded 0.7 in the official aLRP branch, as here).
@@ -179,23 +179,10 @@ class RankBasedRPNHead(SelfBalancedLocalisation, RPNHead):
     # -------------------------------------------------------------------- loss
     def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> dict:
         """The RPN's losses (times ``head_weight``) and its imbalance statistics."""
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        assert len(featmap_sizes) == self.prior_generator.num_levels
-        anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
-        labels_list, label_weights_list, bbox_targets_list, _, _ = self.get_targets(
-            anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=batch_gt_instances_ignore
+        logits, labels, label_weights, anchors, deltas, gt_boxes = flat_anchor_targets(
+            self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore
         )
-        # One ranking problem over all levels and images, level-major as the official code.
-        num_levels = len(cls_scores)
-        anchors = torch.cat(
-            [get_box_tensor(cat_boxes([per_image[lvl] for per_image in anchor_list])) for lvl in range(num_levels)]
-        )
-        labels = torch.cat([x.reshape(-1) for x in labels_list])
-        label_weights = torch.cat([x.reshape(-1) for x in label_weights_list])
-        gt_boxes = torch.cat([x.reshape(-1, x.size(-1)) for x in bbox_targets_list])
-        logits = torch.cat([s.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels) for s in cls_scores])
-        deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(-1, self.bbox_coder.encode_size) for b in bbox_preds])
-        losses = self.rpn_losses(logits.float(), labels, label_weights, anchors, deltas.float(), gt_boxes)
+        losses = self.rpn_losses(logits, labels, label_weights, anchors, deltas, gt_boxes)
         losses.update(self.imbalance(labels, label_weights))
         return losses
 

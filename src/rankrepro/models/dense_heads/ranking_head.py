@@ -22,7 +22,7 @@ from torch import Tensor
 from mmdet.models.layers import multiclass_nms
 from mmdet.models.losses import QualityFocalLoss
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
+from mmdet.structures.bbox import bbox_overlaps, cat_boxes, get_box_tensor
 from mmdet.utils import reduce_mean
 
 from ...losses.negatives import ExactNegatives
@@ -42,6 +42,31 @@ def ranking_targets(logits: Tensor, labels: Tensor, label_weights: Tensor, pos: 
     if pos.numel():
         targets[pos, labels[pos]] = quality.to(targets.dtype) if isinstance(quality, Tensor) else quality
     return targets
+
+
+def flat_anchor_targets(head, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> tuple:
+    """An anchor head's outputs and assigned targets (``head.get_anchors`` /
+    ``head.get_targets``) flattened into one ranking problem over all levels and images,
+    level-major (all images of the first level, then the next level, ...) as the official
+    code.  Returns ``(logits, labels, label_weights, anchors, deltas, bbox_targets)``:
+    logits (M x ``cls_out_channels``, float) and deltas (M x ``encode_size``, float) of the
+    M anchors, their labels, label weights, anchor boxes and box targets."""
+    featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
+    assert len(featmap_sizes) == head.prior_generator.num_levels
+    anchor_list, valid_flag_list = head.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
+    labels_list, label_weights_list, bbox_targets_list, _, _ = head.get_targets(
+        anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=batch_gt_instances_ignore
+    )
+    num_levels = len(cls_scores)
+    anchors = torch.cat(
+        [get_box_tensor(cat_boxes([per_image[lvl] for per_image in anchor_list])) for lvl in range(num_levels)]
+    )
+    labels = torch.cat([x.reshape(-1) for x in labels_list])
+    label_weights = torch.cat([x.reshape(-1) for x in label_weights_list])
+    bbox_targets = torch.cat([x.reshape(-1, x.size(-1)) for x in bbox_targets_list])
+    logits = torch.cat([s.permute(0, 2, 3, 1).reshape(-1, head.cls_out_channels) for s in cls_scores])
+    deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(-1, head.bbox_coder.encode_size) for b in bbox_preds])
+    return logits.float(), labels, label_weights, anchors, deltas.float(), bbox_targets
 
 
 def apply_ranking_loss(loss_rank, logits: Tensor, targets: Tensor, loc_errors: Tensor | None = None) -> dict:

@@ -75,10 +75,10 @@ from mmdet.models.dense_heads import RetinaHead
 from mmdet.models.task_modules.assigners import ATSSAssigner
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps, cat_boxes, get_box_tensor
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 
 from ..self_balancing import SelfBalancedLocalisation
-from .ranking_head import CandidateSelectionMixin, apply_ranking_loss, ranking_targets
+from .ranking_head import CandidateSelectionMixin, apply_ranking_loss, flat_anchor_targets, ranking_targets
 
 
 class _LevelAwareAssigner:
@@ -137,23 +137,10 @@ class RankingRetinaHead(CandidateSelectionMixin, SelfBalancedLocalisation, Retin
 
     # -------------------------------------------------------------------- loss
     def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> dict:
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        assert len(featmap_sizes) == self.prior_generator.num_levels
-        anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
-        labels_list, label_weights_list, bbox_targets_list, _, _ = self.get_targets(
-            anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=batch_gt_instances_ignore
+        # one ranking problem over all levels and images, level-major as the official code
+        return self.ranking_losses(
+            *flat_anchor_targets(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore)
         )
-        # One ranking problem over all levels and images; level-major like the official code.
-        num_levels = len(cls_scores)
-        anchors = torch.cat(
-            [get_box_tensor(cat_boxes([per_image[lvl] for per_image in anchor_list])) for lvl in range(num_levels)]
-        )
-        labels = torch.cat([x.reshape(-1) for x in labels_list])
-        label_weights = torch.cat([x.reshape(-1) for x in label_weights_list])
-        bbox_targets = torch.cat([x.reshape(-1, x.size(-1)) for x in bbox_targets_list])
-        logits = torch.cat([s.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels) for s in cls_scores])
-        deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(-1, self.bbox_coder.encode_size) for b in bbox_preds])
-        return self.ranking_losses(logits.float(), labels, label_weights, anchors, deltas.float(), bbox_targets)
 
     def ranking_losses(self, logits, labels, label_weights, anchors, deltas, bbox_targets) -> dict:
         """Ranking loss on ``logits`` (M x C) and the box loss of the positives (M anchors)."""
