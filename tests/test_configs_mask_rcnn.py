@@ -249,6 +249,8 @@ def mmdet_config(tmp_path, base: str) -> Config:
 
 RS_CHANGES = {
     "custom_imports.imports", "custom_imports.allow_failed_imports",
+    # the smoke variant's gradient clipping (paper scale: none, as mmdet's)
+    "smoke_overrides.optim_wrapper.clip_grad.max_norm", "smoke_overrides.optim_wrapper.clip_grad.norm_type",
     "model.rpn_head.type", "model.rpn_head.loss_rank.type", "model.rpn_head.loss_rank.delta", "model.rpn_head.head_weight",
     "model.rpn_head.bbox_coder.target_stds", "model.rpn_head.loss_bbox.type", "model.rpn_head.loss_bbox.reduction",
     "model.rpn_head.loss_bbox.loss_weight",
