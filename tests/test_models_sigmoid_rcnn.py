@@ -247,6 +247,9 @@ def test_config_settings_and_paper_scale_build(stem):
     assert cfg.train_dataloader.batch_size == 4 and cfg.auto_scale_lr.base_batch_size == 16
     assert cfg.train_cfg.max_epochs == 12 and cfg.val_evaluator.type == "CocoOLRPMetric"
     assert model_cfg.test_cfg.rcnn.score_thr == 0.05
+    assert cfg.optim_wrapper.get("clip_grad") is None  # paper scale: no clipping
+    smoke = smoke_config(load(stem), "/tmp/unused_smoke_data_root")
+    assert plain(smoke.optim_wrapper.clip_grad) == dict(max_norm=35, norm_type=2)  # smoke variant only
     model = build_meta(cfg)
     assert type(model.rpn_head).__name__ == "RPNHead" and model.rpn_head.cls_out_channels == 1
     assert type(model.roi_head.bbox_head) is SigmoidShared2FCBBoxHead
