@@ -383,3 +383,21 @@ def test_rs_faster_rcnn_learns(tmp_path_factory, tmp_path):
           f"oLRP {before['coco/bbox_oLRP']:.4f} -> {after['coco/bbox_oLRP']:.4f}")
     assert after["coco/bbox_mAP"] > before["coco/bbox_mAP"] + 0.03
     assert after["coco/bbox_oLRP"] < before["coco/bbox_oLRP"] - 0.02
+
+
+# ------------------------------------------------------------------------------ smoke clipping
+# The smoke variants that diverged unclipped (ResNet-18 from scratch, 4 images, the paper's lr):
+# every ranking-loss / Focal Loss R-CNN and the Cross Entropy baselines without an RPN sampler.
+CLIPPED_IN_SMOKE = [c for c in CONFIGS if Path(c).name.startswith(("rs_", "brs_", "alrp_", "fl_"))
+                    or "giou_rpn-none" in c]
+
+
+@pytest.mark.parametrize("rel", CONFIGS)
+def test_gradient_clipping_is_a_smoke_setting_only(rel, data_root):
+    from rankrepro.smoke import smoke_config
+
+    cfg = load(rel)
+    assert cfg.optim_wrapper.get("clip_grad") is None, "paper scale: no clipping, as the official configs"
+    smoke = smoke_config(copy.deepcopy(cfg), data_root)
+    expected = dict(max_norm=35, norm_type=2) if rel in CLIPPED_IN_SMOKE else None
+    assert plain(smoke.optim_wrapper.get("clip_grad")) == expected
