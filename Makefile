@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.rankrepro-installed
 
-.PHONY: setup test run benchmark clean-venv
+.PHONY: setup test test-all run benchmark clean-venv
 
 setup: $(STAMP)
 
@@ -23,7 +23,13 @@ $(STAMP): $(PINS) pyproject.toml tools/install_mmcv.sh
 	print('[setup] torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmengine', mmengine.__version__, '| mmdet', mmdet.__version__)"
 	touch $@
 
+# The test command of the README and CI: everything but the tests marked `slow` (long smoke
+# trainings: every R-CNN config's smoke variant, the learning checks, LVIS / Cityscapes runs).
 test: setup
+	$(PY) -m pytest -m "not slow" tests
+
+# Every test, the slow ones included.
+test-all: setup
 	$(PY) -m pytest tests
 
 # The main job: RS paper Table 1 (Faster R-CNN with RS Loss and its baselines), regenerated

@@ -71,7 +71,6 @@ def _checkpoints(work_dir: Path) -> dict[int, Path]:
     return {int(p.stem.split("_")[1]): p for p in work_dir.glob("iter_*.pth")}
 
 
-@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_and_fallback(data_root, tmp_path):
     work = tmp_path / "work"
     max_iters = 16
@@ -119,7 +118,6 @@ def test_sigkill_mid_run_then_resume_and_fallback(data_root, tmp_path):
     assert checkpoint_problem(newest) is None and _meta_iter(newest) == max_iters
 
 
-@pytest.mark.slow
 def test_sigkill_during_checkpoint_save_then_resume(data_root, tmp_path):
     """Killed while writing iter_6 with max_keep_ckpts=1: mmengine deletes iter_4 first and writes
     iter_6 in place (no usable checkpoint left); here iter_4 survives and --resume continues at 4."""

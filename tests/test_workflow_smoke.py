@@ -41,7 +41,6 @@ def run_config(tmp_path_factory):
     return path, config
 
 
-@pytest.mark.slow
 def test_smoke_table_end_to_end_then_nothing_to_do_then_resume(run_config):
     configfile, config = run_config
     proc = subprocess.run(snakemake_args(configfile, TARGET), cwd=ROOT, capture_output=True, text=True, timeout=1200)
