@@ -375,8 +375,11 @@ def published_metric_names(raw: dict) -> dict:
         if mapped is None:
             continue
         out[("mask_" if iou == "segm" else "") + mapped] = float(value)
-    # Cityscapes: the official cityscapesscripts score (mmdet's CityScapesMetric: cityscapes/mAP,
-    # cityscapes/AP@50) is the published mask AP, over the COCO-style segm keys of the same run
+    # Cityscapes with mmdet's CityScapesMetric: its official cityscapesscripts score
+    # (cityscapes/mAP, cityscapes/AP@50) is taken as the mask AP over the COCO-style segm keys of
+    # the same run.  The configs of the Bucketed README's Cityscapes rows do not use it: its
+    # official configs evaluate COCO-style (mmdet 2.25 cityscapes_instance.py: metric bbox, segm;
+    # the README prints a box AP), so theirs is the COCO-style mask AP.
     for key, name in (("cityscapes/mAP", "mask_AP"), ("cityscapes/AP@50", "mask_AP50"), ("cityscapes/AP50", "mask_AP50")):
         if isinstance(raw.get(key), (int, float)):
             out[name] = float(raw[key])
