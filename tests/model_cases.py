@@ -137,3 +137,20 @@ def hand_made_rois(num_classes: int, seed: int = 0, score_scale: float = 1.0):
     cls_score = (score_scale * torch.randn(6, num_classes, generator=g)).requires_grad_()
     bbox_pred = (0.5 * torch.randn(6, 4 * num_classes, generator=g)).requires_grad_()
     return cls_score, bbox_pred, rois, labels, label_weights, gt
+
+
+def metrics_before_and_after_training(config: str, work, data_root, iters: int) -> tuple[dict, dict]:
+    """The smoke variant's validation metrics untrained (initialised weights) and after
+    ``iters`` training iterations, for the "learns on the synthetic set" tests."""
+    from mmengine.runner import Runner
+
+    import rankrepro.engine  # noqa: F401  (registers the smoke variant's AtomicCheckpointHook)
+    from rankrepro import runner
+
+    cfg = runner.load_config(config, work / "untrained", smoke=True, data_root=data_root, max_iters=iters)
+    untrained = Runner.from_cfg(cfg)
+    untrained.model.init_weights()
+    before = untrained.test()
+    runner.train(config, work / "trained", smoke=True, data_root=data_root, max_iters=iters)
+    after = runner.test(config, work / "trained" / f"iter_{iters}.pth", work / "eval", smoke=True, data_root=data_root)
+    return before, after

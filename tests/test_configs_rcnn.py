@@ -365,20 +365,12 @@ def test_smoke_trains_and_evaluates(config, data_root, tmp_path):
 def test_rs_faster_rcnn_learns(tmp_path_factory, tmp_path):
     """RS-R-CNN's AP on the synthetic validation set after 200 CPU iterations is clearly above
     the untrained model's."""
-    from mmengine.runner import Runner
-
-    import rankrepro.engine  # noqa: F401  (registers the smoke variant's AtomicCheckpointHook)
-    from rankrepro import runner
+    from model_cases import metrics_before_and_after_training
     from rankrepro.data.synthetic import make_synthetic_coco
 
     data = tmp_path_factory.mktemp("synthetic_rcnn_full")
     make_synthetic_coco(data)
-    cfg = runner.load_config(RS_FASTER, tmp_path / "untrained", smoke=True, data_root=data, max_iters=200)
-    untrained = Runner.from_cfg(cfg)
-    untrained.model.init_weights()
-    before = untrained.test()
-    runner.train(RS_FASTER, tmp_path / "trained", smoke=True, data_root=data, max_iters=200)
-    after = runner.test(RS_FASTER, tmp_path / "trained" / "iter_200.pth", tmp_path / "eval", smoke=True, data_root=data)
+    before, after = metrics_before_and_after_training(RS_FASTER, tmp_path, data, 200)
     print(f"RS-R-CNN smoke: AP {before['coco/bbox_mAP']:.4f} -> {after['coco/bbox_mAP']:.4f}, "
           f"oLRP {before['coco/bbox_oLRP']:.4f} -> {after['coco/bbox_oLRP']:.4f}")
     assert after["coco/bbox_mAP"] > before["coco/bbox_mAP"] + 0.03

@@ -4,9 +4,9 @@ import json
 import pytest
 
 pytest.importorskip("mmdet")
-from mmengine.runner import Runner  # noqa: E402
 
 from rankrepro.data.synthetic import make_synthetic_coco  # noqa: E402
+from model_cases import metrics_before_and_after_training  # noqa: E402
 from rankrepro import runner  # noqa: E402
 
 ATSS = "configs/atss/{}_r50_fpn_1x_coco.py"
@@ -42,13 +42,7 @@ def test_atss_smoke_trains_and_evaluates(name, data_root, tmp_path):
 
 def test_rs_atss_learns(data_root, tmp_path):
     """AP after a short CPU run is clearly above the untrained model's."""
-    config = ATSS.format("rs_atss")
-    cfg = runner.load_config(config, tmp_path / "untrained", smoke=True, data_root=data_root, max_iters=200)
-    untrained = Runner.from_cfg(cfg)
-    untrained.model.init_weights()
-    before = untrained.test()
-    runner.train(config, tmp_path / "trained", smoke=True, data_root=data_root, max_iters=200)
-    after = runner.test(config, tmp_path / "trained" / "iter_200.pth", tmp_path / "eval", smoke=True, data_root=data_root)
+    before, after = metrics_before_and_after_training(ATSS.format("rs_atss"), tmp_path, data_root, 200)
     print(f"RS-ATSS smoke: AP {before['coco/bbox_mAP']:.4f} -> {after['coco/bbox_mAP']:.4f}, "
           f"oLRP {before['coco/bbox_oLRP']:.4f} -> {after['coco/bbox_oLRP']:.4f}")
     assert after["coco/bbox_mAP"] > before["coco/bbox_mAP"] + 0.03
