@@ -108,8 +108,9 @@ def _notes(comparison: Comparison, summary: dict) -> tuple:
     line per ordering claim (Markdown and HTML show the same)."""
     legend = ("pub. = published (as printed), rep. = reproduced (same units and decimals), Δ = rep. − pub.; "
               f"{MISSING} = the run has not produced metrics yet; {NOT_MEASURED} = not measured by the workflow; "
-              "quoted = other work's number, compared, never trained; server = COCO test-dev, needs the evaluation "
-              "server.")
+              "quoted = other work's number, compared, never trained; server = COCO test-dev, scored by COCO's "
+              "evaluation server: upload the workflow's test-dev/<experiment>.bbox.zip (.segm.zip for masks) from "
+              "the results folder.")
     line = None
     if comparison.scale == "paper" and summary["primary_metric"]:
         mean = summary["mean_abs_delta"]
