@@ -94,12 +94,6 @@ DOCUMENTED_IMAGES = {
 }
 
 
-#: The RS paper's stated training setup (Sec. 6, "Implementation Details": "16 images with a size
-#: of 1333x800 in a single batch (4 images/GPU, Tesla V100)"), which its Table A.19 times ran
-#: with unless a model's setup says otherwise.
-RS_PAPER_IMAGES_PER_GPU = 4
-
-
 class PlanError(RankReproError):
     """A plan cannot be made: an unknown table, an unusable GPU count or --s-per-iter."""
 
@@ -274,6 +268,25 @@ def published_times(reg: Registry, exp) -> list[dict]:
     return found
 
 
+def _timing_caveat(reg: Registry, exp, cell: str) -> str | None:
+    """Where a published time may have been measured at another per-GPU batch than the entry's.
+
+    RS paper Table A.19 times each detector with its standard loss and with RS Loss; the paper
+    trains "the standard configuration of each detector and only replace[s] the loss function"
+    (Sec. 6), so the standard-loss time was presumably taken at the RS model's images per GPU.
+    A registry baseline on another batch (mmdet's recipe, e.g. 8 GPUs x 2) gets a note."""
+    parts = cell.split("/")
+    if parts[0] != "rs_paper" or len(parts) != 4 or parts[3] != "standard_loss":
+        return None
+    partner = reg.feeders().get("/".join(parts[:3] + ["rs_loss"]))
+    if partner is None or reg.experiments[partner].images_per_gpu == exp.images_per_gpu:
+        return None
+    theirs = reg.experiments[partner].images_per_gpu
+    return (f"caveat: this baseline's published batch has {exp.images_per_gpu} images/GPU, the same row's RS "
+            f"model ({partner}) {theirs}; if Table A.19 timed both at {theirs}/GPU (the paper only replaces "
+            f"the loss), GPU-hours scale by about {exp.images_per_gpu / theirs:g}")
+
+
 def parse_s_per_iter(values: list[str] | None, reg: Registry) -> tuple[float | None, dict]:
     """``--s-per-iter`` values: ``SECONDS`` (every model without a published time) or
     ``EXPERIMENT=SECONDS`` (that model, over a published time too)."""
@@ -348,11 +361,8 @@ def plan_model(reg: Registry, exp_id: str, gpus: int | None = None, data_root: s
         if len(times) > 1:
             others = ", ".join(f"{t['s_per_iter']:g} in {t['cell']}" for t in times[1:])
             plan.s_per_iter_why = f"{TIME_SOURCES.get(times[0]['source'], times[0]['source'])} preferred over {others}"
-        if times[0]["source"] == "rs_paper" and exp.images_per_gpu != RS_PAPER_IMAGES_PER_GPU:
-            caveat = (f"caveat: the RS paper trains with {RS_PAPER_IMAGES_PER_GPU} images/GPU unless it says "
-                      f"otherwise; this entry's published batch has {exp.images_per_gpu}/GPU: if Table A.19 "
-                      f"timed {RS_PAPER_IMAGES_PER_GPU}/GPU, GPU-hours scale by about "
-                      f"{exp.images_per_gpu / RS_PAPER_IMAGES_PER_GPU:g}")
+        caveat = _timing_caveat(reg, exp, times[0]["cell"])
+        if caveat:
             plan.s_per_iter_why = f"{plan.s_per_iter_why}; {caveat}" if plan.s_per_iter_why else caveat
     elif s_default is not None:
         plan.s_per_iter, plan.s_per_iter_source = s_default, "--s-per-iter"
@@ -475,8 +485,11 @@ def _fmt(value, spec: str = "") -> str:
 
 
 def _total_lines(total: dict, gpus: int | None, label: str) -> list[str]:
-    lines = [f"{label}: {total['gpu_hours']:,.1f} GPU-hours over {total['models_with_time']} of "
-             f"{total['models']} models"]
+    if total["models_with_time"]:
+        lines = [f"{label}: {total['gpu_hours']:,.1f} GPU-hours over {total['models_with_time']} of "
+                 f"{total['models']} models"]
+    else:
+        lines = [f"{label}: no estimate: none of its {total['models']} models has a published time"]
     excluded = []
     if total["models_without_time"]:
         excluded.append(f"{total['models_without_time']} without a published time (give --s-per-iter)")
@@ -489,7 +502,7 @@ def _total_lines(total: dict, gpus: int | None, label: str) -> list[str]:
                      "(see 'images'; --data-root counts them)")
     if total["models_trained"]:
         lines.append(f"  {total['models_trained']} already trained; remaining: {total['gpu_hours_remaining']:,.1f} GPU-hours")
-    if gpus is not None:
+    if gpus is not None and total["models_with_time"]:
         lines.append(f"  wall-clock on {gpus} GPU(s), one model after another: {total['wall_hours']:,.1f} h "
                      f"({total['wall_hours'] / 24:,.1f} days)"
                      + (f"; remaining {total['wall_hours_remaining']:,.1f} h" if total["models_trained"] else ""))
