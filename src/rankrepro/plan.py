@@ -20,7 +20,10 @@ resolved mmdet config (mmengine ``Config.fromfile``) and the published training 
 * **seconds per iteration**: the published ``time_s_per_iter`` cell that the experiment feeds
   (``configs/published/*.csv``).  Where several sources publish one, the RS paper's (Table
   A.19, measured on the paper's Tesla V100s) is preferred over the READMEs' (the Bucketed
-  README does not name its hardware); the others are shown beside it;
+  README does not name its hardware); the others are shown beside it.  A default-loss
+  baseline whose registry batch (mmdet's recipe, e.g. 8 GPUs x 2) differs from the same Table
+  A.19 row's RS model gets a caveat: the paper only replaces the loss, so its time may be for
+  the RS model's images per GPU;
 * **GPU-hours** = iterations x s/iter x published GPUs / 3600.
 
 **Wall-clock on the user's GPUs** (``--gpus N``): models run one after another, each on
@@ -36,7 +39,6 @@ Models without a published time are listed, counted, and left out of the totals 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import sys
