@@ -211,3 +211,28 @@ def test_data_root_gives_the_rfs_epoch_length_on_lvis(tmp_path):
     assert "ClassBalancedDataset" in m.images_note
     # 4 GPUs x 4: ceil(2001 / 4) = 501 per rank -> ceil(501 / 4) = 126 iterations per epoch, 12 epochs
     assert m.iterations == 12 * 126
+
+
+@pytest.mark.parametrize("images, gpus, per_gpu", [(117266, 4, 4), (117266, 8, 2), (23800, 4, 4), (10, 4, 4),
+                                                   (2001, 2, 4), (37, 3, 5)])
+def test_batches_per_epoch_is_what_mmengine_and_mmdet_iterate(monkeypatch, images, gpus, per_gpu):
+    """The formula against the real samplers: mmengine's DefaultSampler on rank 0 of ``gpus`` ranks
+    (its world size read from get_dist_info, set here) and mmdet's AspectRatioBatchSampler over
+    images of both orientations, iterated to the end."""
+    import mmengine.dataset.sampler as sampler_module
+    from mmdet.datasets.samplers import AspectRatioBatchSampler
+    from mmengine.dataset import DefaultSampler
+
+    from rankrepro.plan import batches_per_epoch
+
+    class Images:
+        def __len__(self):
+            return images
+
+        def get_data_info(self, i):  # every third image portrait, the others landscape
+            return {"width": 480, "height": 640} if i % 3 == 0 else {"width": 640, "height": 480}
+
+    monkeypatch.setattr(sampler_module, "get_dist_info", lambda: (0, gpus))
+    sampler = DefaultSampler(Images(), shuffle=True, seed=0)
+    iterated = sum(1 for _ in AspectRatioBatchSampler(sampler, per_gpu))
+    assert iterated == batches_per_epoch(images, gpus, per_gpu)
