@@ -10,6 +10,8 @@
   checkpoint differs from the given config.
 * ``data_root``: with ``smoke``, the synthetic dataset; without, the folder that replaces
   mmdet's ``data/`` in paper-scale configs (:func:`relocate_data`).
+* ``weights_dir``: load the pretrained checkpoints the config names (``torchvision://``,
+  ``open-mmlab://``, URLs) from this folder instead of the internet (:func:`use_weights_dir`).
 
 Bad input (a missing config, checkpoint or dataset, an unusable work folder) raises
 :class:`rankrepro.errors.RankReproError`.
@@ -49,7 +51,8 @@ def _read_config(config):
 
 
 def load_config(
-    config, work_dir, smoke: bool = False, data_root=None, max_iters: int = 300, cfg_options=None, launcher: str = "none"
+    config, work_dir, smoke: bool = False, data_root=None, max_iters: int = 300, cfg_options=None, launcher: str = "none",
+    weights_dir=None,
 ):
     from .smoke import smoke_config
 
@@ -70,6 +73,8 @@ def load_config(
         relocate_data(cfg, data_root, config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if weights_dir is not None:
+        use_weights_dir(cfg, weights_dir, config)
     _use_atomic_checkpoints(cfg)
     cfg.work_dir = str(work_dir)
     cfg.launcher = launcher
@@ -103,6 +108,60 @@ def relocate_data(cfg, data_root, config="the config") -> None:
 
 
 _MMDET_DATA = "data/"
+
+
+def checkpoint_references(cfg) -> list[tuple]:
+    """Every pretrained checkpoint ``cfg`` names: ``(node, key, value)`` for each
+    ``init_cfg.checkpoint`` anywhere in it (a dict or a list of dicts) and for ``load_from``."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            init = node.get("init_cfg")
+            for item in [init] if isinstance(init, dict) else (init if isinstance(init, list) else []):
+                if isinstance(item, dict) and isinstance(item.get("checkpoint"), str) and item["checkpoint"]:
+                    found.append((item, "checkpoint", item["checkpoint"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(cfg._cfg_dict if hasattr(cfg, "_cfg_dict") else cfg)
+    if isinstance(cfg.get("load_from"), str) and cfg.get("load_from"):
+        found.append((cfg, "load_from", cfg.get("load_from")))
+    return found
+
+
+def use_weights_dir(cfg, weights_dir, config="the config", sources=None) -> dict:
+    """Load every pretrained checkpoint ``cfg`` names (``torchvision://...``,
+    ``open-mmlab://...``, URLs; see :func:`checkpoint_references`) from ``weights_dir``
+    instead: each is replaced by ``weights_dir/<file name>`` of its entry in the weights list
+    of ``configs/datasets.yaml`` (``sources``), which is where the workflow's
+    ``download_weights`` rule puts it.  A name missing from the list, or a file missing from
+    ``weights_dir``, is an error naming it.  Returns ``{name: path}``."""
+    from .data.sources import load_sources
+
+    sources = sources or load_sources()
+    names = sources.weight_names()
+    replaced, problems = {}, []
+    for node, key, value in checkpoint_references(cfg):
+        if Path(value).is_file():  # a local checkpoint (e.g. the work folder's own): kept
+            continue
+        name = names.get(value)
+        if name is None:
+            problems.append(f"{value} (named by {config}) is not in the weights list of {sources.path}")
+            continue
+        path = Path(weights_dir) / name
+        if not path.is_file():
+            problems.append(f"{path}: missing (the weights of {value}); fetch it with the workflow's download_weights "
+                            f"rule or `python -m rankrepro.data.download weights --data-root <data_root> {name}`")
+            continue
+        node[key] = str(path)
+        replaced[value] = str(path)
+    if problems:
+        raise RankReproError("--weights-dir " + str(weights_dir) + ": " + "; ".join(problems))
+    return replaced
 
 
 def _use_atomic_checkpoints(cfg) -> None:
