@@ -233,3 +233,24 @@ def test_download_false_only_verifies_and_names_the_missing_file(tmp_path):
     log = (tmp_path / "results/paper/logs/verify_coco.log").read_text()
     assert f"{tmp_path / 'data'}/coco/annotations/instances_train2017.json: missing file" in log
     assert "download_" not in proc.stdout
+
+
+def test_cityscapes_without_credentials_stops_before_any_download(tmp_path):
+    """With the official sources (csDownload packages) and no account in the environment, the
+    run fails while Snakemake builds its jobs: nothing is downloaded, not even COCO."""
+    import os
+
+    (tmp_path / "data").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYSCAPES_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--cores", "1", "--config", "scale=paper",
+         f"data_root={tmp_path / 'data'}", f"results={tmp_path / 'results'}", f"work_dirs={tmp_path / 'work'}", "--",
+         str(tmp_path / "results/paper/data/coco.verified.json"),
+         str(tmp_path / "results/paper/data/cityscapes.verified.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    assert "set CITYSCAPES_USERNAME and CITYSCAPES_PASSWORD in the environment" in proc.stderr
+    assert list((tmp_path / "data").iterdir()) == [] and not (tmp_path / "results").exists()
+    dry = subprocess.run(proc.args[:3] + ["-n"] + proc.args[3:], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env=env)  # a dry run shows the plan all the same
+    assert dry.returncode == 0 and "download_gtFine_trainvaltest_zip" in dry.stdout, dry.stderr[-2000:]

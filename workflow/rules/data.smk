@@ -143,7 +143,19 @@ def _dataset_outputs(wildcards):
     fetched first); with download=false nothing: verify_dataset reports what is missing."""
     if not DOWNLOAD or wildcards.dataset not in SOURCES.datasets:
         return []
-    return [f"{DATA_ROOT}/{p.rstrip('/')}" for p in SOURCES.datasets[wildcards.dataset].outputs]
+    dataset = SOURCES.datasets[wildcards.dataset]
+    outputs = [f"{DATA_ROOT}/{p.rstrip('/')}" for p in dataset.outputs]
+    # Cityscapes packages to download but no account: an error now, before any download starts
+    # (a dry run only shows the plan)
+    if not workflow.dryrun and any(a.cityscapes_package and not all(Path(DATA_ROOT, p).exists() for p in a.provides)
+           for a in dataset.archives):
+        from rankrepro.data.download import DownloadError, cityscapes_credentials
+
+        try:
+            cityscapes_credentials()
+        except DownloadError as err:
+            raise WorkflowError(f"{wildcards.dataset} under {DATA_ROOT}: {err}")
+    return outputs
 
 
 # Paper scale: check what the configs read under data_root (the expected annotation files
