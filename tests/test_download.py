@@ -337,3 +337,20 @@ def test_fetch_and_extract_write_a_record_with_the_measured_checksums(tmp_path):
     proc = cli("extract", "--data-root", str(data_root), "--sources", str(sources), "val2017.zip")
     assert proc.returncode == 0, proc.stderr
     assert (data_root / "coco/val2017/000000000001.jpg").stat().st_size == 10_000
+
+
+def test_csdownload_reads_the_account_from_the_environment_and_never_prompts(tmp_path):
+    """csDownload (cityscapesscripts 2.2.4) runs with the account written for it from the
+    environment: it gets past its credential prompt to the server.  Here that fails (no internet,
+    or, with internet, a made-up account): a clear error naming the package, nothing under the
+    final name."""
+    from rankrepro.data.download import download_cityscapes
+
+    env = dict(os.environ, CITYSCAPES_USERNAME="nobody@example.invalid", CITYSCAPES_PASSWORD="wrong")
+    with pytest.raises(DownloadError) as err:
+        download_cityscapes("gtFine_trainvaltest.zip", tmp_path / "gtFine_trainvaltest.zip", environ=env)
+    message = str(err.value)
+    assert message.startswith("gtFine_trainvaltest.zip: csDownload failed (exit 1): ")
+    assert "EOFError" not in message and "username" not in message.lower()  # it did not prompt
+    assert any(word in message for word in ("Bad credentials", "cityscapes-dataset.com")), message
+    assert not (tmp_path / "gtFine_trainvaltest.zip").exists()

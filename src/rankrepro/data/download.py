@@ -330,15 +330,33 @@ def download_cityscapes(package: str, dest, environ=None) -> dict:
         env = dict(os.environ if environ is None else environ, XDG_DATA_HOME=home)
         cs = Path(sys.executable).with_name("csDownload")
         command = [str(cs) if cs.exists() else "csDownload", "-d", str(staging), "-r", package]
-        result = subprocess.run(command, env=env, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise DownloadError(f"{package}: csDownload failed (exit {result.returncode}); a partial "
-                            f"{staging / package} is kept and the next run resumes it")
+        returncode, tail = _run_forwarding_stderr(command, env)
+    if returncode != 0:
+        partial = staging / package
+        kept = (f"; the partial {partial} ({partial.stat().st_size} bytes) is kept and the next run resumes it"
+                if partial.is_file() else "")
+        last = [line for line in tail.replace("\r", "\n").splitlines() if line.strip()][-1:] or [""]
+        raise DownloadError(f"{package}: csDownload failed (exit {returncode}): {last[0].strip()}{kept}")
     os.replace(staging / package, dest)
     staging.rmdir()
     digests = file_digests(dest)
     return {"url": f"cityscapes-dataset.com package {package}", "file": str(dest), "size": dest.stat().st_size,
             **digests, "expected": {"md5": "the server's, checked by csDownload"}}
+
+
+def _run_forwarding_stderr(command, env, keep: int = 4000) -> tuple[int, str]:
+    """Run ``command`` (stdin closed) with its stderr passed through live (csDownload's
+    progress bar) and its last ``keep`` characters kept for the error message."""
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tail = b""
+    while True:
+        block = proc.stderr.read1(4096)
+        if not block:
+            break
+        sys.stderr.buffer.write(block) if hasattr(sys.stderr, "buffer") else sys.stderr.write(block.decode(errors="replace"))
+        sys.stderr.flush()
+        tail = (tail + block)[-keep:]
+    return proc.wait(), tail.decode(errors="replace")
 
 
 def convert_cityscapes(cityscapes_dir, nproc: int = 1) -> list[str]:
