@@ -8,11 +8,15 @@
 * With a cluster (marker ``slurm``; ``tools/slurm/start.sh`` starts a one-node SLURM here,
   ``make test-slurm`` runs both): SLURM accepts those options (``sbatch --test-only``), and a
   smoke table runs through the profile, every rule but the table as its own SLURM job.
-  Skipped with the reason when ``sbatch`` is missing or no controller answers.
+  Skipped with the reason when ``sbatch`` is missing or no controller answers (failed
+  instead under RANKREPRO_REQUIRE_SLURM=1, as ``make test-slurm`` sets); the smoke table is
+  also ``slow`` (about 2 minutes), so ``make test`` (``-m "not slow"``) never runs it.
 """
 from __future__ import annotations
 
 import csv
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -43,7 +47,15 @@ def _cluster_reason() -> str | None:
     return None
 
 
-needs_cluster = pytest.mark.skipif(_cluster_reason() is not None, reason=str(_cluster_reason()))
+@pytest.fixture
+def cluster():
+    """Skip without a cluster, or fail where one must be there (``make test-slurm`` sets
+    RANKREPRO_REQUIRE_SLURM=1, so that CI's SLURM step cannot pass by skipping)."""
+    reason = _cluster_reason()
+    if reason is not None:
+        if os.environ.get("RANKREPRO_REQUIRE_SLURM") == "1":
+            pytest.fail(f"RANKREPRO_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +201,7 @@ def test_plugin_submits_multi_node_training_one_task_per_node(two_node_job):
 
 
 @pytest.mark.slurm
-@needs_cluster
-def test_slurm_accepts_the_plugin_gpu_request(tmp_path):
+def test_slurm_accepts_the_plugin_gpu_request(cluster, tmp_path):
     """The test cluster's node declares 2 GPUs (tools/slurm/start.sh): the one-node request
     of a 2-GPU training, as the plugin builds it, is one SLURM can schedule."""
     job = dry_run_train_job(tmp_path, "gpus=2", set_resources=["train:mem_mb=1000", "train:runtime=10"])
@@ -208,11 +219,54 @@ def test_slurm_accepts_the_plugin_gpu_request(tmp_path):
     assert too_many.returncode != 0 and "not available" in too_many.stderr
 
 
+DDP_CHECK = """
+import json, os, sys
+import torch
+import torch.distributed as dist
+dist.init_process_group("gloo")
+total = torch.tensor([dist.get_rank() + 1.0])
+dist.all_reduce(total)
+out = {"rank": dist.get_rank(), "world": dist.get_world_size(), "sum": total.item(),
+       "job": os.environ.get("SLURM_JOB_ID"), "step": os.environ.get("SLURM_STEP_ID"),
+       "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
+with open(os.path.join(sys.argv[1], f"rank{dist.get_rank()}.json"), "w") as f:
+    json.dump(out, f)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slurm
+def test_srun_torchrun_rendezvous_inside_a_slurm_job(cluster, tmp_path):
+    """The multi-node launcher, on the one node here: inside a SLURM job whose environment
+    holds only SLURM_JOB_ID (as the plugin's jobstep leaves it), ``srun`` starts torchrun as a
+    job step, and its processes meet at the c10d rendezvous and all-reduce (gloo, CPU)."""
+    script = tmp_path / "ddp_check.py"
+    script.write_text(DDP_CHECK)
+    out = tmp_path / "out"
+    out.mkdir()
+    launcher = wf.srun_torchrun(1, 2, cpus_per_gpu=1)  # the test node: 2 CPUs, 2 stand-in GPUs
+    batch = tmp_path / "job.sh"
+    batch.write_text("#!/bin/bash\n"
+                     "for v in $(compgen -e | grep '^SLURM_'); do [ \"$v\" = SLURM_JOB_ID ] || unset \"$v\"; done\n"
+                     f"export OMP_NUM_THREADS=1\n{launcher} {script} {out}\n")
+    log = tmp_path / "job.log"
+    proc = subprocess.run(["sbatch", "--parsable", "--wait", "--nodes=1", "--ntasks=1", "--cpus-per-task=2",
+                           "--gres=gpu:2", "--mem=4000", "-t", "10", "-o", str(log), str(batch)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stderr, log.read_text() if log.exists() else "")
+    jobid = proc.stdout.strip().split(";")[0]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    for rank, record in enumerate(ranks):
+        assert record["rank"] == rank and record["world"] == 2 and record["sum"] == 3.0
+        assert record["job"] == jobid and record["step"] == "0"  # the srun step of this job
+        assert record["gpus"] == "0,1"  # the step's GRES, as SLURM exports them
+
+
 # -- a smoke table through the profile on the real cluster ----------------------------------
 
 @pytest.mark.slurm
-@needs_cluster
-def test_smoke_table_through_the_slurm_profile(tmp_path):
+@pytest.mark.slow  # about 2 minutes (the plugin waits 5 s before each sbatch, status checks)
+def test_smoke_table_through_the_slurm_profile(cluster, tmp_path):
     config = {"scale": "smoke", "results": str(tmp_path / "results"), "work_dirs": str(tmp_path / "work_dirs"),
               "smoke": {"data": str(tmp_path / "data"), "iters": 4, "checkpoint_interval": 2, "threads": 1},
               "tolerance": 0.3, "partial": False}
