@@ -12,7 +12,7 @@
 #
 # Job states: no accounting database (AccountingStorageType=accounting_storage/none), so
 # `sacct` cannot answer; the profile reads states with `squeue`, which shows finished jobs
-# for MinJobAge seconds (300 here, SLURM's default).  See workflow/profiles/slurm/README.md.
+# for MinJobAge seconds (600 here; SLURM's default is 300).  See workflow/profiles/slurm/README.md.
 #
 # It never overwrites a slurm.conf it did not write (a real cluster's configuration).
 set -euo pipefail
@@ -89,7 +89,7 @@ ReturnToService=2
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-MinJobAge=300
+MinJobAge=600
 SlurmctldTimeout=30
 SlurmdTimeout=30
 GresTypes=gpu
