@@ -334,7 +334,12 @@ def test_fetch_and_extract_write_a_record_with_the_measured_checksums(tmp_path):
     assert server.requests == [("/val2017.zip", None, 200)]
     record = json.loads((data_root / "downloads/coco/val2017.zip.json").read_text())
     assert record["sha256"] == sha256(data) and record["size"] == len(data) and record["dataset"] == "coco"
-    proc = cli("extract", "--data-root", str(data_root), "--sources", str(sources), "val2017.zip")
+    proc = cli("extract", "--data-root", str(data_root), "downloads/coco/val2017.zip", "--to", "coco",
+               "--provides", "coco/val2017/", "coco/val2017/000000000002.jpg")
+    assert proc.returncode == 2 and "val2017.zip: the archive does not hold val2017/000000000002.jpg" in proc.stderr
+    assert not (data_root / "coco/val2017").exists()
+    proc = cli("extract", "--data-root", str(data_root), "downloads/coco/val2017.zip", "--to", "coco",
+               "--provides", "coco/val2017/")
     assert proc.returncode == 0, proc.stderr
     assert (data_root / "coco/val2017/000000000001.jpg").stat().st_size == 10_000
 

@@ -18,11 +18,14 @@ rule synthetic_data:
 # Paper scale with download=true (the default): what is missing under data_root is fetched
 # from the sources YAML (configs/datasets.yaml: official URLs, published checksums), one rule
 # per archive: download (resumable, checksummed; a temp() archive under data_root/downloads/,
-# deleted once extracted, and its record kept beside it) -> extraction (atomic) -> links
+# deleted once extracted; its record stays beside it) -> extraction (atomic) -> links
 # (LVIS v1 -> COCO's images) -> conversion (Cityscapes -> COCO format).  Downloads and
 # extractions are local rules: on a cluster they run on the head node, compute nodes need no
 # internet.  Data the user placed under data_root already is used as it is: its files are
 # these rules' outputs, and Snakemake runs nothing for outputs that exist.
+import json
+import os
+
 DOWNLOAD = SCALE == "paper" and config.get("download", True) in (True, "true")
 SOURCES_FILE = config.get("sources", "configs/datasets.yaml")
 _MIRROR = config.get("mirror") or {}
@@ -33,11 +36,16 @@ def _data_path(rel):
     return directory(f"{DATA_ROOT}/{rel.rstrip('/')}") if rel.endswith("/") else f"{DATA_ROOT}/{rel}"
 
 
-def _download_command(*args):
-    mirror = [a for official, copy in _MIRROR.items() for a in ("--mirror", f"{official}={copy}")]
-    return wf.module_command(
-        "rankrepro.data.download", args[0], "--data-root", DATA_ROOT, "--sources", SOURCES_FILE, *mirror, *args[1:]
-    )
+def _download_command(command, name):
+    """``fetch`` / ``weights`` of one file.  The sources file and the mirror reach the command
+    through the environment (RANKREPRO_SOURCES, RANKREPRO_MIRROR; download rules are local, so
+    they run with this process's environment), not its arguments: Snakemake reruns a job whose
+    parameters changed, and a new mirror must not download again what is in place."""
+    return wf.module_command("rankrepro.data.download", command, "--data-root", DATA_ROOT, name)
+
+
+os.environ["RANKREPRO_SOURCES"] = str(SOURCES_FILE)
+os.environ["RANKREPRO_MIRROR"] = json.dumps(_MIRROR)
 
 
 if DOWNLOAD:
@@ -57,9 +65,12 @@ if DOWNLOAD:
             rule:
                 name:
                     f"download_{_id}"
+                # only the archive is declared (temporary): once it is extracted and deleted, a
+                # changed mirror or sources path never makes Snakemake download it again.  The
+                # command also writes the download record (downloads/<dataset>/<archive>.json:
+                # URL, size, sha256 / md5 as measured), which verify_dataset copies into its marker.
                 output:
-                    archive=temp(f"{DATA_ROOT}/{_archive.download_path}"),
-                    record=f"{DATA_ROOT}/{_archive.record_path}",
+                    temp(f"{DATA_ROOT}/{_archive.download_path}"),
                 log:
                     f"{RESULTS}/logs/download/{_archive.name}.log",
                 localrule: True
@@ -81,7 +92,12 @@ if DOWNLOAD:
                     f"{RESULTS}/logs/download/{_archive.name}.extract.log",
                 localrule: True
                 params:
-                    command=_download_command("extract", _archive.name),
+                    # what to do, not where it is described: a new mirror or sources path extracts nothing again
+                    command=wf.module_command(
+                        "rankrepro.data.download", "extract", "--data-root", DATA_ROOT, _archive.download_path,
+                        "--to", _archive.extract_to, "--provides", *_archive.provides,
+                        "--json-keys", json.dumps(_archive.json_keys, sort_keys=True),
+                    ),
                 shell:
                     "{params.command} > {log} 2>&1"
 
@@ -98,7 +114,10 @@ if DOWNLOAD:
                     f"{RESULTS}/logs/download/{_dataset.name}.links.log",
                 localrule: True
                 params:
-                    command=_download_command("link", _dataset.name),
+                    command=wf.module_command(
+                        "rankrepro.data.download", "link", "--data-root", DATA_ROOT,
+                        *(f"{link}={target}" for link, target in _dataset.links.items()),
+                    ),
                 shell:
                     "{params.command} > {log} 2>&1"
 
@@ -191,7 +210,7 @@ rule verify_weights:
     localrule: True
     params:
         command=wf.module_command(
-            "rankrepro.data.download", "verify-weights", "--data-root", DATA_ROOT, "--sources", SOURCES_FILE
+            "rankrepro.data.download", "verify-weights", "--data-root", DATA_ROOT  # sources: $RANKREPRO_SOURCES
         ),
     shell:
         "{params.command} --out {output} > {log} 2>&1"

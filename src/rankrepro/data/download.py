@@ -429,22 +429,32 @@ def main(argv=None) -> int:
 
     def common(p, what):
         p.add_argument("--data-root", required=True, help="the paper-scale data root (must exist)")
-        p.add_argument("--sources", default=str(src.DEFAULT_SOURCES), help="the sources YAML (default configs/datasets.yaml)")
-        p.add_argument("--mirror", action="append", default=[], metavar="OFFICIAL=MIRROR",
-                       help="replace the URL prefix OFFICIAL by MIRROR (repeatable)")
+        p.add_argument("--sources", default=os.environ.get("RANKREPRO_SOURCES") or str(src.DEFAULT_SOURCES),
+                       help="the sources YAML (default: $RANKREPRO_SOURCES, else configs/datasets.yaml)")
+        p.add_argument("--mirror", action="append", default=None, metavar="OFFICIAL=MIRROR",
+                       help="replace the URL prefix OFFICIAL by MIRROR (repeatable; default: the JSON object "
+                       "in $RANKREPRO_MIRROR, which the workflow sets from its mirror config key)")
         p.add_argument(what)
 
     fe = sub.add_parser("fetch", help="download one archive of the sources YAML into DATA_ROOT/downloads/")
     common(fe, "archive")
-    ex = sub.add_parser("extract", help="extract one downloaded archive into place")
-    common(ex, "archive")
-    ln = sub.add_parser("link", help="make a dataset's links (LVIS v1 -> COCO's image folders)")
-    common(ln, "dataset")
+    # extract / link take what they do as arguments, not the sources file or the mirror: the
+    # workflow's rules then keep their parameters when a mirror or the sources path changes, and
+    # Snakemake does not extract (and download) again what is in place.
+    ex = sub.add_parser("extract", help="extract a downloaded zip into place (atomically)")
+    ex.add_argument("--data-root", required=True)
+    ex.add_argument("archive", help="the zip, relative to DATA_ROOT")
+    ex.add_argument("--to", required=True, help="the folder to extract into, relative to DATA_ROOT")
+    ex.add_argument("--provides", nargs="+", default=[], help="paths (relative to DATA_ROOT) that must exist after")
+    ex.add_argument("--json-keys", default="{}", help='JSON {"path relative to DATA_ROOT": [keys]} to check')
+    ln = sub.add_parser("link", help="make symlinks (LVIS v1 -> COCO's image folders) atomically")
+    ln.add_argument("--data-root", required=True)
+    ln.add_argument("links", nargs="+", metavar="LINK=TARGET", help="paths relative to DATA_ROOT")
     we = sub.add_parser("weights", help="download one checkpoint of the weights list into DATA_ROOT/weights/")
     common(we, "name")
     vw = sub.add_parser("verify-weights", help="check every cached checkpoint's sha256 (prefix); write a record")
     vw.add_argument("--data-root", required=True)
-    vw.add_argument("--sources", default=str(src.DEFAULT_SOURCES))
+    vw.add_argument("--sources", default=os.environ.get("RANKREPRO_SOURCES") or str(src.DEFAULT_SOURCES))
     vw.add_argument("--out", required=True)
     cv = sub.add_parser("convert-cityscapes", help="mmdet's Cityscapes -> COCO-format converter")
     cv.add_argument("--data-root", required=True)
@@ -467,10 +477,25 @@ def main(argv=None) -> int:
         if args.command == "convert-cityscapes":
             print("wrote", ", ".join(convert_cityscapes(root / "cityscapes", args.nproc)))
             return 0
+        if args.command == "extract":
+            extract_zip(root / args.archive, root / args.to, [os.path.relpath(p, args.to) for p in args.provides])
+            for rel, keys in json.loads(args.json_keys).items():
+                check_json(root / rel, keys)
+            return 0
+        if args.command == "link":
+            src.make_links(dict(item.split("=", 1) for item in args.links), root)
+            return 0
         if args.command == "verify-weights":
             _record(args.out, verify_weights(src.load_sources(args.sources), root))
             return 0
-        sources = src.load_sources(args.sources, mirror=src.parse_mirror(args.mirror))
+        if args.mirror is not None:
+            mirror = src.parse_mirror(args.mirror)
+        else:
+            try:
+                mirror = json.loads(os.environ.get("RANKREPRO_MIRROR") or "{}")
+            except ValueError as err:
+                raise DownloadError(f"RANKREPRO_MIRROR is not a JSON object ({err})") from None
+        sources = src.load_sources(args.sources, mirror=mirror)
         if args.command == "fetch":
             archive = sources.archive(args.archive)
             if archive.cityscapes_package:
@@ -483,14 +508,6 @@ def main(argv=None) -> int:
                 record = download(archive.url, target, md5=archive.md5, sha256=archive.sha256, size=archive.size)
             record.update(dataset=archive.dataset, checksum_source=archive.checksum_source)
             _record(root / archive.record_path, record)
-        elif args.command == "extract":
-            archive = sources.archive(args.archive)
-            extract_zip(root / archive.download_path, root / archive.extract_to,
-                        [os.path.relpath(p, archive.extract_to) for p in archive.provides])
-            for rel, keys in archive.json_keys.items():
-                check_json(root / rel, keys)
-        elif args.command == "link":
-            src.make_links(sources.datasets[args.dataset], root)
         elif args.command == "weights":
             weight = sources.weight(args.name)
             target = root / "weights" / weight.name

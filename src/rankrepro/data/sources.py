@@ -201,12 +201,13 @@ def check_data_root(root) -> Path:
     return root
 
 
-def make_links(dataset: Dataset, root) -> list[str]:
-    """The dataset's symlinks (relative, so the data root can move), each made atomically
-    (a temporary link renamed over the final name); the targets must exist."""
+def make_links(links: dict, root) -> list[str]:
+    """Symlinks ``{link: target}`` under ``root`` (a dataset's ``links``), relative so that the
+    data root can move, each made atomically (a temporary link renamed over the final name);
+    the targets must exist."""
     root = Path(root)
     made = []
-    for link, target in dataset.links.items():
+    for link, target in links.items():
         path = root / link
         if not (root / target).exists():
             raise SourcesError(f"{path}: its target {root / target} does not exist")
