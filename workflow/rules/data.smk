@@ -23,39 +23,24 @@ rule synthetic_data:
 # extractions are local rules: on a cluster they run on the head node, compute nodes need no
 # internet.  Data the user placed under data_root already is used as it is: its files are
 # these rules' outputs, and Snakemake runs nothing for outputs that exist.
-import json
-import os
+from rankrepro.data import sources as data_sources
 
 DOWNLOAD = SCALE == "paper" and config.get("download", True) in (True, "true")
 SOURCES_FILE = config.get("sources", "configs/datasets.yaml")
-_MIRROR = config.get("mirror") or {}
-
-
-def _data_path(rel):
-    """An output under data_root (folders, written with a trailing '/', as directory())."""
-    return directory(f"{DATA_ROOT}/{rel.rstrip('/')}") if rel.endswith("/") else f"{DATA_ROOT}/{rel}"
-
-
-def _download_command(command, name):
-    """``fetch`` / ``weights`` of one file.  The sources file and the mirror reach the command
-    through the environment (RANKREPRO_SOURCES, RANKREPRO_MIRROR; download rules are local, so
-    they run with this process's environment), not its arguments: Snakemake reruns a job whose
-    parameters changed, and a new mirror must not download again what is in place."""
-    return wf.module_command("rankrepro.data.download", command, "--data-root", DATA_ROOT, name)
-
-
-os.environ["RANKREPRO_SOURCES"] = str(SOURCES_FILE)
-os.environ["RANKREPRO_MIRROR"] = json.dumps(_MIRROR)
-
+MIRROR = config.get("mirror") or {}
+SOURCES = None
+# The download commands get the sources file and the mirror from their environment, not as
+# parameters: Snakemake reruns a job whose parameters changed, and a new mirror must not
+# download again what is in place.
+data_sources.export_to_jobs(SOURCES_FILE, MIRROR)
 
 if DOWNLOAD:
+    import json
     import re as _re
 
-    from rankrepro.data import sources as _sources
-
     try:
-        SOURCES = _sources.load_sources(SOURCES_FILE, mirror=_MIRROR)
-    except _sources.SourcesError as err:
+        SOURCES = data_sources.load_sources(SOURCES_FILE, mirror=MIRROR)
+    except data_sources.SourcesError as err:
         raise WorkflowError(str(err))
 
     for _dataset in SOURCES.datasets.values():
@@ -65,19 +50,25 @@ if DOWNLOAD:
             rule:
                 name:
                     f"download_{_id}"
-                # only the archive is declared (temporary): once it is extracted and deleted, a
-                # changed mirror or sources path never makes Snakemake download it again.  The
-                # command also writes the download record (downloads/<dataset>/<archive>.json:
-                # URL, size, sha256 / md5 as measured), which verify_dataset copies into its marker.
+                # only the archive is declared (temporary): once it is extracted and deleted,
+                # nothing downloads it again.  The command also writes the download record
+                # (downloads/<dataset>/<archive>.json: URL, size, sha256 / md5 as measured),
+                # which verify_dataset copies into its marker.
                 output:
                     temp(f"{DATA_ROOT}/{_archive.download_path}"),
                 log:
                     f"{RESULTS}/logs/download/{_archive.name}.log",
-                localrule: True
                 # Cityscapes first: missing credentials stop the run before other downloads start
                 priority: 10 if _archive.cityscapes_package else 0
+                localrule: True
                 params:
-                    command=_download_command("fetch", _archive.name),
+                    command=wf.module_command(
+                        "rankrepro.data.download",
+                        "fetch",
+                        "--data-root",
+                        DATA_ROOT,
+                        _archive.name,
+                    ),
                 shell:
                     "{params.command} > {log} 2>&1"
 
@@ -87,16 +78,31 @@ if DOWNLOAD:
                 input:
                     f"{DATA_ROOT}/{_archive.download_path}",
                 output:
-                    [_data_path(p) for p in _archive.provides],
+                    [
+                        (
+                            directory(data_sources.under(DATA_ROOT, p))
+                            if data_sources.is_folder(p)
+                            else data_sources.under(DATA_ROOT, p)
+                        )
+                        for p in _archive.provides
+                    ],
                 log:
                     f"{RESULTS}/logs/download/{_archive.name}.extract.log",
                 localrule: True
                 params:
-                    # what to do, not where it is described: a new mirror or sources path extracts nothing again
+                    # what to do, not where it is described: a new sources path extracts nothing again
                     command=wf.module_command(
-                        "rankrepro.data.download", "extract", "--data-root", DATA_ROOT, _archive.download_path,
-                        "--to", _archive.extract_to, "--provides", *_archive.provides,
-                        "--json-keys", json.dumps(_archive.json_keys, sort_keys=True),
+                        "rankrepro.data.download",
+                        "extract",
+                        "--data-root",
+                        DATA_ROOT,
+                        _archive.download_path,
+                        "--to",
+                        _archive.extract_to,
+                        "--provides",
+                        *_archive.provides,
+                        "--json-keys",
+                        json.dumps(_archive.json_keys, sort_keys=True),
                     ),
                 shell:
                     "{params.command} > {log} 2>&1"
@@ -115,8 +121,14 @@ if DOWNLOAD:
                 localrule: True
                 params:
                     command=wf.module_command(
-                        "rankrepro.data.download", "link", "--data-root", DATA_ROOT,
-                        *(f"{link}={target}" for link, target in _dataset.links.items()),
+                        "rankrepro.data.download",
+                        "link",
+                        "--data-root",
+                        DATA_ROOT,
+                        *(
+                            f"{link}={target}"
+                            for link, target in _dataset.links.items()
+                        ),
                     ),
                 shell:
                     "{params.command} > {log} 2>&1"
@@ -128,7 +140,11 @@ if DOWNLOAD:
                 name:
                     f"convert_{_dataset.name}"
                 input:
-                    [f"{DATA_ROOT}/{p.rstrip('/')}" for a in _dataset.archives for p in a.provides],
+                    [
+                        data_sources.under(DATA_ROOT, p)
+                        for a in _dataset.archives
+                        for p in a.provides
+                    ],
                 output:
                     [f"{DATA_ROOT}/{p}" for p in _dataset.converted],
                 log:
@@ -136,7 +152,10 @@ if DOWNLOAD:
                 threads: 4
                 params:
                     command=wf.module_command(
-                        "rankrepro.data.download", "convert-cityscapes", "--data-root", DATA_ROOT
+                        "rankrepro.data.download",
+                        "convert-cityscapes",
+                        "--data-root",
+                        DATA_ROOT,
                     ),
                 shell:
                     "{params.command} --nproc {threads} > {log} 2>&1"
@@ -148,33 +167,19 @@ if DOWNLOAD:
             f"{DATA_ROOT}/weights/{{weights_file}}",
         log:
             f"{RESULTS}/logs/download/weights_{{weights_file}}.log",
-        localrule: True
         wildcard_constraints:
             weights_file="|".join(_re.escape(w.name) for w in SOURCES.weights) or "^$",
+        localrule: True
         params:
-            command=lambda wildcards: _download_command("weights", wildcards.weights_file),
+            command=lambda wildcards: wf.module_command(
+                "rankrepro.data.download",
+                "weights",
+                "--data-root",
+                DATA_ROOT,
+                wildcards.weights_file,
+            ),
         shell:
             "{params.command} > {log} 2>&1"
-
-
-def _dataset_outputs(wildcards):
-    """With download=true, what the dataset's rules put under data_root (so missing parts are
-    fetched first); with download=false nothing: verify_dataset reports what is missing."""
-    if not DOWNLOAD or wildcards.dataset not in SOURCES.datasets:
-        return []
-    dataset = SOURCES.datasets[wildcards.dataset]
-    outputs = [f"{DATA_ROOT}/{p.rstrip('/')}" for p in dataset.outputs]
-    # Cityscapes packages to download but no account: an error now, before any download starts
-    # (a dry run only shows the plan)
-    if not workflow.dryrun and any(a.cityscapes_package and not all(Path(DATA_ROOT, p).exists() for p in a.provides)
-           for a in dataset.archives):
-        from rankrepro.data.download import DownloadError, cityscapes_credentials
-
-        try:
-            cityscapes_credentials()
-        except DownloadError as err:
-            raise WorkflowError(f"{wildcards.dataset} under {DATA_ROOT}: {err}")
-    return outputs
 
 
 # Paper scale: check what the configs read under data_root (the expected annotation files
@@ -182,14 +187,20 @@ def _dataset_outputs(wildcards):
 # measured, where the workflow downloaded); a missing or empty file is an error that names it.
 rule verify_dataset:
     input:
-        _dataset_outputs,
+        # with download=true what the rules above put there; a dry run only shows the plan
+        lambda wildcards: data_sources.dataset_inputs(
+            SOURCES,
+            wildcards.dataset,
+            DATA_ROOT,
+            check_credentials=not workflow.dryrun,
+        ),
     output:
         f"{RESULTS}/data/{{dataset}}.verified.json",
     log:
         f"{RESULTS}/logs/verify_{{dataset}}.log",
-    localrule: True
     wildcard_constraints:
         dataset="coco|coco_test_dev|lvis|cityscapes",
+    localrule: True
     params:
         command=lambda wildcards: wf.module_command(
             "rankrepro.workflow", "verify-dataset", wildcards.dataset, DATA_ROOT
@@ -202,7 +213,11 @@ rule verify_dataset:
 # (prefix) verified; train jobs depend on this marker.
 rule verify_weights:
     input:
-        lambda wildcards: [f"{DATA_ROOT}/weights/{w.name}" for w in SOURCES.weights] if DOWNLOAD else [],
+        lambda wildcards: (
+            [f"{DATA_ROOT}/weights/{w.name}" for w in SOURCES.weights]
+            if DOWNLOAD
+            else []
+        ),
     output:
         f"{RESULTS}/data/weights.verified.json",
     log:
@@ -210,7 +225,10 @@ rule verify_weights:
     localrule: True
     params:
         command=wf.module_command(
-            "rankrepro.data.download", "verify-weights", "--data-root", DATA_ROOT  # sources: $RANKREPRO_SOURCES
+            "rankrepro.data.download",
+            "verify-weights",
+            "--data-root",
+            DATA_ROOT,  # sources: $RANKREPRO_SOURCES
         ),
     shell:
         "{params.command} --out {output} > {log} 2>&1"

@@ -222,3 +222,44 @@ def make_links(links: dict, root) -> list[str]:
         os.replace(tmp, path)
         made.append(link)
     return made
+
+
+# -- helpers of the workflow's data rules (workflow/rules/data.smk) --------------------------
+
+def is_folder(rel: str) -> bool:
+    """A ``provides`` / ``outputs`` entry that names a folder (written with a trailing slash)."""
+    return rel.endswith("/")
+
+
+def under(root, rel: str) -> str:
+    """``rel`` (a file or folder entry) under ``root``, without the trailing slash."""
+    return f"{root}/{rel.rstrip('/')}"
+
+
+def export_to_jobs(sources_file, mirror: dict | None) -> None:
+    """Pass the sources file and the mirror to the local download jobs through their
+    environment (``RANKREPRO_SOURCES``, ``RANKREPRO_MIRROR``), which the download command
+    reads when no ``--sources`` / ``--mirror`` is given: Snakemake reruns a job whose
+    parameters changed, and a new mirror or sources path must not download again what is in
+    place."""
+    import json
+
+    os.environ["RANKREPRO_SOURCES"] = str(sources_file)
+    os.environ["RANKREPRO_MIRROR"] = json.dumps(mirror or {})
+
+
+def dataset_inputs(sources: "Sources | None", dataset: str, root, check_credentials: bool) -> list[str]:
+    """What verify_dataset needs first: with downloads on (``sources`` given), everything the
+    dataset's rules put under ``root``; without, nothing (verify_dataset names what is
+    missing).  Cityscapes packages still to download without an account in the environment
+    are an error here (``check_credentials``; the workflow skips it in a dry run), before any
+    download starts."""
+    if sources is None or dataset not in sources.datasets:
+        return []
+    spec = sources.datasets[dataset]
+    if check_credentials and any(
+            a.cityscapes_package and not all(Path(root, p).exists() for p in a.provides) for a in spec.archives):
+        from .download import cityscapes_credentials
+
+        cityscapes_credentials()
+    return [under(root, p) for p in spec.outputs]
