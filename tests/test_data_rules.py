@@ -21,7 +21,7 @@ from rankrepro import workflow as wf
 from rankrepro.data.sources import load_sources
 from rankrepro.errors import RankReproError
 from rankrepro.registry import Registry
-from rankrepro.runner import checkpoint_references, load_config, use_weights_dir
+from rankrepro.runner import checkpoint_references, load_config
 from test_download import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,10 +93,11 @@ def test_weights_dir_without_the_file_is_an_error_naming_it(tmp_path):
 
 
 def test_paper_train_command_loads_weights_from_the_data_root():
-    exp = Registry.load().experiments["rs_atss"] if "rs_atss" in Registry.load().experiments else None
-    exp = exp or next(e for e in Registry.load().experiments.values() if e.implemented)
+    exp = next(e for e in Registry.load().experiments.values() if e.implemented)
     command = wf.train_command(exp, "paper", "work", "/data", {"gpus": None, "smoke": {}}, 0)
-    assert "--weights-dir /data/weights" in command
+    assert "--weights-dir /data/weights " in command
+    assert "--weights-dir" not in wf.train_command(exp, "smoke", "work", "data/synthetic",
+                                                    {"smoke": {"iters": 10}}, 1)
 
 
 # -- the Snakemake rules against a local server ------------------------------------------------
