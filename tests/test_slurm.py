@@ -269,6 +269,38 @@ def test_srun_torchrun_rendezvous_inside_a_slurm_job(cluster, tmp_path):
 @pytest.mark.slurm
 @pytest.mark.slow  # about 2 minutes (the plugin waits 5 s before each sbatch, status checks)
 def test_smoke_table_through_the_slurm_profile(cluster, tmp_path):
+    """The profile as it is: job states from squeue (the test cluster has no accounting
+    unless started with SLURM_ACCOUNTING=1)."""
+    run_smoke_table(tmp_path)
+
+
+def _accounting() -> bool:
+    proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+    return "accounting_storage/slurmdbd" in proc.stdout
+
+
+@pytest.mark.slurm
+@pytest.mark.slow  # about 2 minutes
+def test_smoke_table_with_sacct_job_states(cluster, tmp_path):
+    """The plugin's default, job states from sacct: needs the accounting database
+    (``SLURM_ACCOUNTING=1 tools/slurm/start.sh``: slurmdbd on MariaDB); sacct then also
+    holds every job of the run, as the plugin's own status query reads them."""
+    if not _accounting():
+        pytest.skip("the cluster has no accounting database (start it with SLURM_ACCOUNTING=1 tools/slurm/start.sh)")
+    import asyncio
+    import logging
+
+    from snakemake_executor_plugin_slurm.job_status_query import query_job_status, query_job_status_sacct
+
+    out, submitted = run_smoke_table(tmp_path, "--slurm-status-command", "sacct")
+    run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
+    states, _ = asyncio.run(query_job_status(query_job_status_sacct(run_id), logging.getLogger("test")))
+    assert states == {jobid: "COMPLETED" for jobid in submitted}, (states, submitted)
+
+
+def run_smoke_table(tmp_path, *options):
+    """Run the smoke table through the profile (plus ``options``) and check that every rule
+    but the table was a SLURM job that completed, and the table; returns (output, {jobid: log})."""
     config = {"scale": "smoke", "results": str(tmp_path / "results"), "work_dirs": str(tmp_path / "work_dirs"),
               "smoke": {"data": str(tmp_path / "data"), "iters": 4, "checkpoint_interval": 2, "threads": 1},
               "tolerance": 0.3, "partial": False}
@@ -279,7 +311,7 @@ def test_smoke_table_through_the_slurm_profile(cluster, tmp_path):
         [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), TARGET,
          # the first status check 5 s after a submission (default 40 s), to keep the test short
          "--slurm-init-seconds-before-status-checks", "5", "--slurm-logdir", str(logdir),
-         "--configfile", str(configfile)],
+         *options, "--configfile", str(configfile)],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
@@ -314,3 +346,4 @@ def test_smoke_table_through_the_slurm_profile(cluster, tmp_path):
     assert {r["experiment"] for r in rows} == set(experiments)
     for row in rows:  # every published metric of the row has its reproduced smoke value
         assert row["scale"] == "smoke" and row["reproduced"] != "" and float(row["reproduced"]) >= 0
+    return out, submitted

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Stop the one-node test cluster of tools/slurm/start.sh (slurmd, slurmctld, munged),
+# Stop the one-node test cluster of tools/slurm/start.sh (slurmd, slurmctld, slurmdbd and the
+# MariaDB it started, munged),
 # each by the pid file its daemon wrote.
 set -uo pipefail
 STATE=${SLURM_TEST_DIR:-/var/lib/rankrepro-slurm}
-for pidfile in "$STATE/slurmd.pid" "$STATE/slurmctld.pid" /run/munge/munged.pid; do
+pidfiles=("$STATE/slurmd.pid" "$STATE/slurmctld.pid" "$STATE/slurmdbd.pid")
+# MariaDB only where start.sh started it (SLURM_ACCOUNTING=1)
+[ -e "$STATE/mariadb.started" ] && pidfiles+=(/run/mysqld/mysqld.pid) && rm -f "$STATE/mariadb.started"
+pidfiles+=(/run/munge/munged.pid)
+for pidfile in "${pidfiles[@]}"; do
     if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
         pid=$(cat "$pidfile")
         kill "$pid"
