@@ -311,6 +311,8 @@ def run_smoke_table(tmp_path, *options):
         [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), TARGET,
          # the first status check 5 s after a submission (default 40 s), to keep the test short
          "--slurm-init-seconds-before-status-checks", "5", "--slurm-logdir", str(logdir),
+         # small requests for rules without their own (the profile's 16 GB may exceed a CI node)
+         "--default-resources", "mem_mb=1000", "runtime=30",
          *options, "--configfile", str(configfile)],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
