@@ -29,6 +29,6 @@ cp -al "$wheelhouse" docker/wheelhouse 2>/dev/null || cp -a "$wheelhouse" docker
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 start=$(date +%s)
 log "docker build -f $dockerfile -t $tag"
-docker build -f "$dockerfile" -t "$tag" "${base_args[@]}" --build-arg "GIT_COMMIT=$commit" \
+docker build --force-rm -f "$dockerfile" -t "$tag" "${base_args[@]}" --build-arg "GIT_COMMIT=$commit" \
     ${DOCKER_BUILD_ARGS:-} .
 log "built $tag in $(( $(date +%s) - start )) s, $(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
