@@ -115,8 +115,9 @@ def test_cpu_image_regenerates_a_table_on_the_mounted_results(cpu_image, tmp_pat
     results.mkdir()
     config = tmp_path / "smoke.yaml"
     config.write_text(SMOKE_CONFIG)
-    # the calling user; under root (CI), an ordinary uid, to check who owns what the run writes
-    uid, gid = (os.getuid(), os.getgid()) if os.getuid() != 0 else (1000, 1000)
+    # the calling user; under root (CI), an ordinary uid that the image's /etc/passwd does not
+    # know (like most callers'), to check who owns what the run writes
+    uid, gid = (os.getuid(), os.getgid()) if os.getuid() != 0 else (4321, 4321)
     os.chown(results, uid, gid)
     proc = docker("run", "--rm", "--user", f"{uid}:{gid}", "-v", f"{results}:/work/results",
                   "-v", f"{config}:/config/smoke.yaml:ro", cpu_image,

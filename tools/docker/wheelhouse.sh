@@ -65,5 +65,9 @@ fi
 touch "$work/wheels/.complete"
 rm -rf "$out"
 mv "$work/wheels" "$out"
+# older wheelhouses of this variant (other pins) would only grow the cache
+for old in "$DOCKER_CACHE/wheelhouse-$variant-"*; do
+    [ "$old" = "$out" ] || rm -rf "$old"
+done
 log "wheelhouse $variant: $(ls "$out" | wc -l) wheels, $(du -sh "$out" | cut -f1), $(( $(date +%s) - start )) s"
 echo "$out"
