@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.rankrepro-installed
 
-.PHONY: setup test test-all run benchmark clean-venv
+.PHONY: setup test test-all test-slurm run benchmark clean-venv
 
 setup: $(STAMP)
 
@@ -31,6 +31,14 @@ test: setup
 # Every test, the slow ones included.
 test-all: setup
 	$(PY) -m pytest tests
+
+# The SLURM profile against a real one-node SLURM started here (root; installs slurm-wlm and
+# munge with apt if missing), then stopped: the sbatch options and a smoke table through
+# workflow/profiles/slurm, every training a SLURM job (tests/test_slurm.py, marker `slurm`).
+# SLURM_ACCOUNTING=1 make test-slurm: with slurmdbd + MariaDB, the table also with sacct.
+test-slurm: setup
+	tools/slurm/start.sh
+	RANKREPRO_REQUIRE_SLURM=1 $(PY) -m pytest -m slurm tests/test_slurm.py; status=$$?; tools/slurm/stop.sh; exit $$status
 
 # The main job: RS paper Table 1 (Faster R-CNN with RS Loss and its baselines), regenerated
 # at smoke scale by the Snakemake workflow: synthetic data, 8 CPU smoke trainings,

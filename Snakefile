@@ -5,11 +5,13 @@
 #
 # One target per published table (`reproduce_table1` ... `reproduce_tableA20`,
 # `reproduce_<readme>_<section>`, `reproduce_all`); the registry under configs/ knows the
-# papers, the rules below only chain data -> train -> test -> tables.
+# papers, the rules below only chain data -> train -> test (and test-dev submissions) -> tables.
+
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/test.smk"
+include: "workflow/rules/submit.smk"
 include: "workflow/rules/tables.smk"

@@ -236,3 +236,15 @@ def test_batches_per_epoch_is_what_mmengine_and_mmdet_iterate(monkeypatch, image
     sampler = DefaultSampler(Images(), shuffle=True, seed=0)
     iterated = sum(1 for _ in AspectRatioBatchSampler(sampler, per_gpu))
     assert iterated == batches_per_epoch(images, gpus, per_gpu)
+
+
+def test_rankrepro_plan_is_the_module_command(capsys):
+    """`rankrepro plan` (the CLI) prints what `python -m rankrepro.plan` prints."""
+    from rankrepro.cli import main as cli_main
+
+    assert main(["brs_readme_atss", "--json"]) == 0
+    module = json.loads(capsys.readouterr().out)
+    assert cli_main(["plan", "brs_readme_atss", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == module
+    assert cli_main(["plan", "no_such_table"]) == 2
+    assert "rankrepro plan: error:" in capsys.readouterr().err

@@ -112,3 +112,19 @@ def test_lint_and_format():
     files = ["Snakefile", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "workflow" / "rules").glob("*.smk"))]
     fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], cwd=ROOT, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_test_dev_tables_submit_their_server_rows(fake_data_root):
+    """Paper scale: Table 3's COCO test-dev rows get one `rankrepro submit` job per model,
+    after COCO test-dev is downloaded and verified; a minival table submits nothing."""
+    from rankrepro import workflow as wf
+
+    proc = snakemake("-n", "-p", "reproduce_table3", "--config", "scale=paper", f"data_root={fake_data_root}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = re.findall(r"^rule submit_test_dev:\n(?:[ \t]+.*\n)*?[ \t]+wildcards: exp=(\S+)", proc.stdout, re.MULTILINE)
+    assert sorted(jobs) == wf.test_dev_experiments(Registry.load(), "rs_paper/3") and jobs
+    assert "results/paper/data/coco_test_dev.verified.json" in proc.stdout
+    assert re.search(r"run-on-gpus 1 -- .*rankrepro.cli submit configs/\S+ work_dirs/paper/\S+/epoch_36.pth "
+                     r"--experiment \S+ --data-root", proc.stdout)
+    proc = snakemake("-n", "reproduce_brs_readme_atss", "--config", "scale=paper", f"data_root={fake_data_root}")
+    assert proc.returncode == 0 and "submit_test_dev" not in proc.stdout

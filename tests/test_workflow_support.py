@@ -206,3 +206,14 @@ def test_code_hash_ignores_docstrings_and_comments_not_code(tmp_path):
         assert digest([first]) != one
     finally:
         wf.REPO_ROOT = old_root
+
+
+def test_training_code_hash_covers_the_data_generator_not_the_downloads():
+    """A change to the synthetic generator retrains the smoke models; the paper-scale download
+    code beside it (src/rankrepro/data/) changes no smoke run and retrains nothing."""
+    covered = [wf.REPO_ROOT / entry for entry in wf.TRAINING_CODE]
+    generator = wf.REPO_ROOT / "src/rankrepro/data/synthetic.py"
+    downloads = wf.REPO_ROOT / "src/rankrepro/data/download.py"
+    assert any(generator == c or generator.is_relative_to(c) for c in covered)
+    assert not any(downloads == c or downloads.is_relative_to(c) for c in covered)
+    assert set(wf.DATA_CODE) <= set(wf.TRAINING_CODE)

@@ -78,6 +78,11 @@ def _run_options(parser) -> None:
         "--max-iters", type=_int_at_least(1), default=None,
         help=f"iterations of the smoke variant (>= 1, default {DEFAULT_SMOKE_ITERS}; only with --smoke)",
     )
+    parser.add_argument(
+        "--weights-dir", type=_path_text, default=None,
+        help="load the pretrained checkpoints the config names (torchvision://..., open-mmlab://..., URLs) from this "
+        "folder (the workflow's data_root/weights/, files named as in configs/datasets.yaml) instead of the internet",
+    )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, help="override config keys, key=value")
     parser.add_argument(
         "--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
@@ -97,7 +102,7 @@ def _run_kwargs(args) -> dict:
     return dict(
         smoke=args.smoke, data_root=args.data_root,
         max_iters=DEFAULT_SMOKE_ITERS if args.max_iters is None else args.max_iters,
-        cfg_options=args.cfg_options, launcher=args.launcher,
+        cfg_options=args.cfg_options, launcher=args.launcher, weights_dir=args.weights_dir,
     )
 
 
@@ -250,7 +255,46 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--out", type=_path_text, help="output folder (default: RESULTS/SCALE/tables)")
     tb.add_argument("--tolerance", type=float, default=0.3, help="|delta AP| in points for a row's verdict (default 0.3)")
     tb.set_defaults(handler=_tables)
+
+    sb = commands.add_parser(
+        "submit", help="COCO test-dev: a format-only run and the zips for the evaluation server",
+        description="Run a checkpoint format-only on COCO test-dev (with --smoke: the synthetic validation images "
+        "as a stand-in), check each results file with pycocotools, zip it under COCO's upload name into OUT_DIR "
+        "and write the record (--out) last.",
+    )
+    _run_options(sb)
+    from .submission import add_arguments
+
+    add_arguments(sb)
+    sb.set_defaults(handler=_submit, check=lambda args, p=sb: _check_run_options(p, args))
+
+    pl = commands.add_parser(
+        "plan", help="what a table costs: models, GPUs x epochs, iterations, GPU-hours from published s/iter",
+        description="List the models a table target trains, their published GPUs and schedule, iterations and "
+        "GPU-hours from the papers' published seconds per iteration (see `python -m rankrepro.plan --help`).",
+    )
+    from .plan import build_parser as plan_options
+    from .plan import run as plan_run
+
+    plan_options(pl)
+    pl.set_defaults(handler=plan_run)
     return parser
+
+
+def _submit(args) -> int:
+    from .submission import submit, write_record
+
+    if args.data_root is None:
+        raise RankReproError("submit needs --data-root (the folder holding coco/; with --smoke the synthetic set)")
+    kwargs = _run_kwargs(args)
+    data_root = kwargs.pop("data_root")
+    record = submit(args.config, args.checkpoint, args.work_dir, args.out_dir, args.experiment, data_root=data_root,
+                    **kwargs)
+    write_record(record, args.out)
+    for iou, entry in record["files"].items():
+        print(f"{iou}: {entry['zip']} ({entry['detections']} detections on {entry['images_with_detections']} of "
+              f"{entry['images']} images)")
+    return 0
 
 
 def _tables(args) -> int:

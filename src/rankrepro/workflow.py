@@ -55,6 +55,8 @@ DATASET_FILES = {
     "cityscapes": ["cityscapes/annotations/instancesonly_filtered_gtFine_train.json",
                    "cityscapes/annotations/instancesonly_filtered_gtFine_val.json",
                    "cityscapes/leftImg8bit/train/", "cityscapes/leftImg8bit/val/", "cityscapes/gtFine/val/"],
+    # COCO test-dev (mmdet's coco_detection.py test-dev comment): images and the image list
+    "coco_test_dev": ["coco/annotations/image_info_test-dev2017.json", "coco/test2017/"],
 }
 
 # Paper-scale resources when a registry entry sets none (per GPU job; runtime in minutes).
@@ -98,11 +100,12 @@ def config_hash(config: str) -> str:
     return _ast_digest(files)
 
 
+#: The code that writes the synthetic dataset (COCO, LVIS v1 and Cityscapes layouts); not the
+#: paper-scale download code beside it, which changes no smoke run.
+DATA_CODE = ("src/rankrepro/data/synthetic.py", "src/rankrepro/data/formats.py")
 #: The code that defines what a training run computes (the losses, heads, the smoke variant
 #: and its data); its syntax trees, without docstrings, enter every run key.
-TRAINING_CODE = ("src/rankrepro/losses", "src/rankrepro/models", "src/rankrepro/smoke.py", "src/rankrepro/data")
-#: The code that writes the synthetic dataset (COCO, LVIS v1 and Cityscapes layouts).
-DATA_CODE = ("src/rankrepro/data",)
+TRAINING_CODE = ("src/rankrepro/losses", "src/rankrepro/models", "src/rankrepro/smoke.py", *DATA_CODE)
 
 
 def _ast_digest(paths) -> str:
@@ -231,10 +234,80 @@ def train_command(exp: Experiment, scale: str, work: str, data_root: str, cfg: d
     gpus = train_gpus(exp, scale, cfg)
     accum = accumulation(exp, gpus)
     options = f" --cfg-options optim_wrapper.accumulative_counts={accum}" if accum > 1 else ""
-    return prepare + (f"{module_command('rankrepro.workflow', 'run-on-gpus', gpus)} -- "
-            f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {gpus} "
+    return prepare + (f"{torchrun_launcher(exp, scale, cfg)} "
             f"-m rankrepro.cli train {exp.config} --launcher pytorch --data-root {shlex.quote(data_root)} "
+            f"--weights-dir {shlex.quote(str(Path(data_root) / 'weights'))} "
             f"--work-dir {work_dir} --resume{options}")
+
+
+# -- SLURM: one job per training, torchrun inside it; several nodes where one has too few GPUs --
+
+#: The rendezvous port of multi-node torchrun (c10d store on the job's first node).
+RDZV_PORT = 29500
+
+
+def train_nodes(exp: Experiment, scale: str, cfg: dict) -> tuple[int, int]:
+    """(nodes, GPUs per node) of a paper-scale training: one node unless the config's
+    ``gpus_per_node`` (the cluster's GPUs per node; null = one node holds them all) is smaller
+    than the job's GPUs; then ceil(GPUs / gpus_per_node) nodes with an equal share each
+    (torchrun starts the same number of processes on every node).  Smoke scale: (1, 0)."""
+    gpus = train_gpus(exp, scale, cfg)
+    per_node = cfg.get("gpus_per_node")
+    if scale != "paper" or not per_node or gpus <= int(per_node):
+        return 1, gpus
+    nodes = -(-gpus // int(per_node))
+    if gpus % nodes:
+        raise WorkflowInputError(
+            f"{exp.id}: {gpus} GPUs on nodes of {per_node} need {nodes} nodes, which cannot hold an "
+            f"equal share each (set gpus to a multiple of {nodes}, or gpus_per_node to a divisor of {gpus})")
+    return nodes, gpus // nodes
+
+
+def torchrun_launcher(exp: Experiment, scale: str, cfg: dict) -> str:
+    """The launcher before ``-m rankrepro.cli train`` of a paper-scale training.
+
+    One node: ``run-on-gpus`` (distinct devices for concurrent local jobs; a no-op inside a
+    SLURM job) and ``torchrun --standalone --nproc_per_node G``.  Several nodes (inside the
+    SLURM job the ``train`` rule asks for, see :func:`slurm_train_resources`): ``srun``
+    starts one torchrun per node, which meet at a c10d rendezvous on the job's first node
+    (the batch host, where the rule's shell runs), keyed by the job id."""
+    nodes, per_node = train_nodes(exp, scale, cfg)
+    if nodes == 1:
+        gpus = train_gpus(exp, scale, cfg)
+        return (f"{module_command('rankrepro.workflow', 'run-on-gpus', gpus)} -- "
+                f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {gpus}")
+    return srun_torchrun(nodes, per_node, cpus_per_gpu=4)
+
+
+def srun_torchrun(nodes: int, gpus_per_node: int, cpus_per_gpu: int = 4) -> str:
+    """``srun`` one ``torchrun`` per node of the SLURM job, meeting at a c10d rendezvous on
+    the node this shell runs on (the job's first node), keyed by the job id; the command
+    (``-m rankrepro.cli train ...``) follows.  Needs only ``SLURM_JOB_ID`` in the
+    environment: the plugin's jobstep clears the other ``SLURM_*`` variables, and ``srun``
+    reads the allocation from the job id; outside SLURM it fails saying so."""
+    return (f": \"${{SLURM_JOB_ID:?multi-node training (gpus_per_node) runs inside a SLURM job}}\" && "
+            f"srun --nodes={nodes} --ntasks-per-node=1 --cpus-per-task={cpus_per_gpu * gpus_per_node} "
+            f"--gres=gpu:{gpus_per_node} --kill-on-bad-exit=1 {shlex.quote(sys.executable)} -m torch.distributed.run "
+            f"--nnodes {nodes} --nproc_per_node {gpus_per_node} --rdzv_backend c10d "
+            f"--rdzv_endpoint \"$(hostname)\":{RDZV_PORT} --rdzv_id \"$SLURM_JOB_ID\"")
+
+
+def slurm_train_resources(exp: Experiment, scale: str, cfg: dict) -> dict:
+    """The ``train`` rule's resources for snakemake-executor-plugin-slurm besides ``gpu``,
+    ``mem_mb`` and ``runtime`` (None = not set; the rule leaves it out).  Paper scale, one
+    node: one task with all the job's CPUs (``tasks_per_gpu: 0``: else the plugin asks
+    ``--ntasks-per-gpu=1``, G tasks of ``--cpus-per-task`` each).  Several nodes: ``nodes``,
+    one task per node, ``gres: gpu:<per node>``, ``mpi`` (the plugin's jobstep then runs the
+    rule's shell, whose ``srun`` starts the tasks, instead of wrapping it in ``srun -n1``).
+    ``mem_mb`` is per node (sbatch ``--mem``)."""
+    out = {"nodes": None, "tasks": None, "tasks_per_gpu": None, "cpus_per_task": None, "gres": None, "mpi": None}
+    if scale != "paper":
+        return out
+    nodes, per_node = train_nodes(exp, scale, cfg)
+    out["tasks_per_gpu"] = 0
+    if nodes > 1:
+        out.update(nodes=nodes, tasks=nodes, cpus_per_task=4 * per_node, gres=f"gpu:{per_node}", mpi="srun")
+    return out
 
 
 def checkpoint_path(exp: Experiment, scale: str, work: str, cfg: dict) -> str:
@@ -252,6 +325,27 @@ def test_command(exp: Experiment, scale: str, work: str, data_root: str, threads
     checkpoint = checkpoint_path(exp, scale, work, cfg)
     return (f"{module_command('rankrepro.workflow', 'run-on-gpus', 1)} -- {_cli(0)} test {exp.config} {shlex.quote(checkpoint)} --data-root {shlex.quote(data_root)} "
             f"--work-dir {work_dir} --out {work_dir}/metrics.raw.json")
+
+
+def submit_command(exp: Experiment, scale: str, work: str, results: str, data_root: str, threads: int,
+                   cfg: dict | None = None) -> str:
+    """The COCO test-dev submission of a trained model (``rankrepro submit``; the rule adds
+    ``--out``): a format-only run on test-dev (smoke: the synthetic validation images stand
+    in), the zips for the evaluation server under ``<results>/test-dev/``."""
+    checkpoint = shlex.quote(checkpoint_path(exp, scale, work, cfg))
+    common = (f"--experiment {exp.id} --data-root {shlex.quote(data_root)} --work-dir {shlex.quote(f'{work}/{exp.id}/test-dev')} "
+              f"--out-dir {shlex.quote(f'{results}/test-dev')}")
+    if scale == "smoke":
+        return f"{_cli(threads)} submit {exp.config} {checkpoint} --smoke --max-iters {smoke_iters(exp, cfg)} {common}"
+    return f"{module_command('rankrepro.workflow', 'run-on-gpus', 1)} -- {_cli(0)} submit {exp.config} {checkpoint} {common}"
+
+
+def test_dev_experiments(reg: Registry, table_key: str) -> list[str]:
+    """The experiments whose rows of ``table_key`` are on COCO test-dev (their numbers come
+    from the evaluation server: the workflow writes the files to upload)."""
+    return sorted({row["experiment"] for row in reg.rows(table_key)
+                   if row["split"] == "test-dev" and row["experiment"] and not row["quoted"]
+                   and reg.experiments[row["experiment"]].implemented})
 
 
 def table_name(reg: Registry, name: str) -> str:
@@ -432,7 +526,18 @@ def verify_dataset(dataset: str, root: str) -> dict:
             found[rel] = path.stat().st_size
     if problems:
         raise WorkflowInputError(f"{dataset} under {root}: " + "; ".join(problems))
-    return {"dataset": dataset, "data_root": str(root), "files": found}
+    return {"dataset": dataset, "data_root": str(root), "files": found, "downloads": download_records(dataset, root)}
+
+
+def download_records(dataset: str, root: str) -> dict:
+    """The records ``rankrepro.data.download fetch`` wrote for the dataset's archives
+    (``data_root/downloads/<dataset>/<archive>.json``: URL, size, sha256 / md5 as measured, the
+    expected values); empty where the user placed the data."""
+    records = {}
+    for path in sorted((Path(root) / "downloads" / dataset).glob("*.json")):
+        with open(path) as f:
+            records[path.name[: -len(".json")]] = json.load(f)
+    return records
 
 
 def visible_gpus() -> list[str]:

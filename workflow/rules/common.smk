@@ -80,4 +80,31 @@ def table_files(name):
 def data_marker(wildcards):
     if SCALE == "smoke":
         return f"{DATA_ROOT}/manifest.json"
-    return f"{RESULTS}/data/{experiment(wildcards).dataset}.verified.json"
+    # the dataset and the pretrained weights the paper configs load (from data_root/weights/)
+    return [
+        f"{RESULTS}/data/{experiment(wildcards).dataset}.verified.json",
+        f"{RESULTS}/data/weights.verified.json",
+    ]
+
+
+def slurm_resource(wildcards, key):
+    """A SLURM resource of a training job (nodes, tasks, gres, ...; None where not needed)."""
+    return wf.slurm_train_resources(experiment(wildcards), SCALE, config)[key]
+
+
+def test_dev_data(wildcards):
+    """What a test-dev submission reads: the synthetic set (smoke) or COCO test-dev."""
+    if SCALE == "smoke":
+        return f"{DATA_ROOT}/manifest.json"
+    return f"{RESULTS}/data/coco_test_dev.verified.json"
+
+
+def table_submissions(name):
+    """The test-dev submission records of a table's server-scored rows."""
+    exps = set(table_experiments(name))
+    return expand(
+        f"{RESULTS}/test-dev/{{exp}}.json",
+        exp=[
+            e for e in wf.test_dev_experiments(REG, TABLE_NAMES[name].key) if e in exps
+        ],
+    )

@@ -9,6 +9,8 @@ rule table:
         metrics=lambda wildcards: expand(
             f"{RESULTS}/metrics/{{exp}}.json", exp=table_experiments(wildcards.name)
         ),
+        # COCO test-dev rows: the files to upload to the evaluation server
+        submissions=lambda wildcards: table_submissions(wildcards.name),
     output:
         md=f"{RESULTS}/tables/{{name}}.md",
         csv=f"{RESULTS}/tables/{{name}}.csv",

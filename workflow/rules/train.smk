@@ -15,6 +15,14 @@ rule train:
         gpu=lambda wildcards: wf.train_gpus(experiment(wildcards), SCALE, config),
         mem_mb=lambda wildcards: wf.resource(experiment(wildcards), SCALE, "mem_mb"),
         runtime=lambda wildcards: wf.resource(experiment(wildcards), SCALE, "runtime"),
+        # SLURM (workflow/profiles/slurm): one task per node; several nodes where the config's
+        # gpus_per_node is below the job's GPUs (None = left out; unused by local runs)
+        nodes=lambda wildcards: slurm_resource(wildcards, "nodes"),
+        tasks=lambda wildcards: slurm_resource(wildcards, "tasks"),
+        tasks_per_gpu=lambda wildcards: slurm_resource(wildcards, "tasks_per_gpu"),
+        cpus_per_task=lambda wildcards: slurm_resource(wildcards, "cpus_per_task"),
+        gres=lambda wildcards: slurm_resource(wildcards, "gres"),
+        mpi=lambda wildcards: slurm_resource(wildcards, "mpi"),
     params:
         # rerun trigger: config, training code (syntax trees without comments or docstrings),
         # schedule and batch; a work dir of another key is moved aside, not resumed
