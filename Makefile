@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.rankrepro-installed
 
-.PHONY: setup test test-all test-slurm run benchmark clean-venv
+.PHONY: setup test test-all test-slurm run benchmark clean-venv docker-test
 
 setup: $(STAMP)
 
@@ -39,6 +39,15 @@ test-all: setup
 test-slurm: setup
 	tools/slurm/start.sh
 	RANKREPRO_REQUIRE_SLURM=1 $(PY) -m pytest -m slurm tests/test_slurm.py; status=$$?; tools/slurm/stop.sh; exit $$status
+
+# The Docker images (docker/README.md): hadolint on both Dockerfiles, then the CPU image built
+# from a local Debian base and a host-built wheelhouse (both cached in ~/.cache/rankrepro/docker)
+# and a smoke table regenerated in it onto a mounted folder (tests/test_docker.py, marker
+# `docker`).  Starts dockerd if none answers (root; Debian: apt-get install docker.io debootstrap).
+docker-test: setup
+	tools/docker/lint.sh
+	tools/docker/dockerd.sh
+	RANKREPRO_REQUIRE_DOCKER=1 $(PY) -m pytest -m docker tests/test_docker.py
 
 # The main job: RS paper Table 1 (Faster R-CNN with RS Loss and its baselines), regenerated
 # at smoke scale by the Snakemake workflow: synthetic data, 8 CPU smoke trainings,

@@ -8,6 +8,13 @@
 # papers, the rules below only chain data -> train -> test (and test-dev submissions) -> tables.
 
 
+import os
+
+
+# The image the jobs run in with `--software-deployment-method apptainer` (docker/README.md):
+# a registry URI or a local .sif built from the Docker image; RANKREPRO_CONTAINER overrides.
+container: os.environ.get("RANKREPRO_CONTAINER", "docker://rankrepro/rankrepro:cpu")
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

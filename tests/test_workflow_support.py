@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import re
 from pathlib import Path
 
@@ -217,3 +218,27 @@ def test_training_code_hash_covers_the_data_generator_not_the_downloads():
     assert any(generator == c or generator.is_relative_to(c) for c in covered)
     assert not any(downloads == c or downloads.is_relative_to(c) for c in covered)
     assert set(wf.DATA_CODE) <= set(wf.TRAINING_CODE)
+
+
+def test_jobs_run_the_python_rankrepro_python_names(monkeypatch):
+    """Inside the image (Snakemake's apptainer support) the jobs' Python is the image's:
+    RANKREPRO_PYTHON replaces this interpreter in every command; unset, nothing changes."""
+    exp = Registry.load().experiments["rs_atss_r50_fpn_1x_coco"]
+    cfg = {"smoke": {"iters": 120, "threads": 1}, "gpus": None}
+    monkeypatch.delenv("RANKREPRO_PYTHON", raising=False)
+    local = wf.train_command(exp, "smoke", "work_dirs/smoke", "data/synthetic", cfg, 1)
+    assert sys.executable in local
+    monkeypatch.setenv("RANKREPRO_PYTHON", "/opt/venv/bin/python")
+    inside = wf.train_command(exp, "smoke", "work_dirs/smoke", "data/synthetic", cfg, 1)
+    assert sys.executable not in inside and inside == local.replace(sys.executable, "/opt/venv/bin/python")
+    paper = wf.train_command(exp, "paper", "work_dirs/paper", "/data", {"gpus": None}, 16)
+    assert "/opt/venv/bin/python -m torch.distributed.run" in paper
+
+
+def test_provenance_takes_the_images_commit_without_git(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on PATH, as in the image
+    monkeypatch.setenv("RANKREPRO_GIT_COMMIT", "0123abc")
+    record = wf.provenance(None)
+    assert record["git_commit"] == "0123abc" and record["git_dirty"] is None
+    monkeypatch.delenv("RANKREPRO_GIT_COMMIT")
+    assert wf.provenance(None)["git_commit"] is None

@@ -201,13 +201,19 @@ def resource(exp: Experiment, scale: str, key: str) -> int:
     return int(exp.resources.get(key, DEFAULT_RESOURCES[scale][key]))
 
 
+def python() -> str:
+    """The Python the jobs run: this one, or ``RANKREPRO_PYTHON`` where the jobs run elsewhere
+    (inside the image with ``--software-deployment-method apptainer``: ``/opt/venv/bin/python``)."""
+    return os.environ.get("RANKREPRO_PYTHON") or sys.executable
+
+
 def _cli(threads: int) -> str:
     env = f"OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} " if threads else ""
-    return f"{env}{shlex.quote(sys.executable)} -m rankrepro.cli"
+    return f"{env}{shlex.quote(python())} -m rankrepro.cli"
 
 
 def module_command(module: str, *args) -> str:
-    return " ".join([shlex.quote(sys.executable), "-m", module, *(shlex.quote(str(a)) for a in args)])
+    return " ".join([shlex.quote(python()), "-m", module, *(shlex.quote(str(a)) for a in args)])
 
 
 def cli_command(*args) -> str:
@@ -275,7 +281,7 @@ def torchrun_launcher(exp: Experiment, scale: str, cfg: dict) -> str:
     if nodes == 1:
         gpus = train_gpus(exp, scale, cfg)
         return (f"{module_command('rankrepro.workflow', 'run-on-gpus', gpus)} -- "
-                f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {gpus}")
+                f"{shlex.quote(python())} -m torch.distributed.run --standalone --nproc_per_node {gpus}")
     return srun_torchrun(nodes, per_node, cpus_per_gpu=4)
 
 
@@ -287,7 +293,7 @@ def srun_torchrun(nodes: int, gpus_per_node: int, cpus_per_gpu: int = 4) -> str:
     reads the allocation from the job id; outside SLURM it fails saying so."""
     return (f": \"${{SLURM_JOB_ID:?multi-node training (gpus_per_node) runs inside a SLURM job}}\" && "
             f"srun --nodes={nodes} --ntasks-per-node=1 --cpus-per-task={cpus_per_gpu * gpus_per_node} "
-            f"--gres=gpu:{gpus_per_node} --kill-on-bad-exit=1 {shlex.quote(sys.executable)} -m torch.distributed.run "
+            f"--gres=gpu:{gpus_per_node} --kill-on-bad-exit=1 {shlex.quote(python())} -m torch.distributed.run "
             f"--nnodes {nodes} --nproc_per_node {gpus_per_node} --rdzv_backend c10d "
             f"--rdzv_endpoint \"$(hostname)\":{RDZV_PORT} --rdzv_id \"$SLURM_JOB_ID\"")
 
@@ -379,7 +385,8 @@ def provenance(config: str | None) -> dict:
             versions[package] = None
     status = run("git", "status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": run("git", "rev-parse", "HEAD"),
+        # an image has no .git: it carries the commit it was built from
+        "git_commit": run("git", "rev-parse", "HEAD") or os.environ.get("RANKREPRO_GIT_COMMIT"),
         "git_dirty": bool(status) if status is not None else None,
         "config": config,
         "config_hash": config_hash(config) if config else None,
