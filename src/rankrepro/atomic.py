@@ -1,6 +1,7 @@
 """Files written whole or not at all: a temporary file beside the target, then a rename."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,12 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, durable: bool = False)
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str | os.PathLike, data, *, indent: int = 1, **dumps) -> None:
+    """``data`` as JSON (``json.dumps`` with ``indent`` and ``dumps``, a final newline),
+    written with :func:`write_atomic`."""
+    write_atomic(path, (json.dumps(data, indent=indent, **dumps) + "\n").encode("utf-8"))
 
 
 def replace_durably(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

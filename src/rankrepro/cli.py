@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _submit(args) -> int:
-    from .submission import submit, write_record
+    from .atomic import write_json
+    from .submission import submit
 
     if args.data_root is None:
         raise RankReproError("submit needs --data-root (the folder holding coco/; with --smoke the synthetic set)")
@@ -290,7 +291,7 @@ def _submit(args) -> int:
     data_root = kwargs.pop("data_root")
     record = submit(args.config, args.checkpoint, args.work_dir, args.out_dir, args.experiment, data_root=data_root,
                     **kwargs)
-    write_record(record, args.out)
+    write_json(args.out, record)
     for iou, entry in record["files"].items():
         print(f"{iou}: {entry['zip']} ({entry['detections']} detections on {entry['images_with_detections']} of "
               f"{entry['images']} images)")

@@ -212,7 +212,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="the registry id that names the files")
     parser.add_argument("--out-dir", required=True, help="where the zips go")
     parser.add_argument("--out", required=True, help="the record (JSON), written last")
-
-
-def write_record(record: dict, out: str) -> None:
-    write_atomic(out, (json.dumps(record, indent=1) + "\n").encode())

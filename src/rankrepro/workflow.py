@@ -36,7 +36,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from .atomic import write_atomic
+from .atomic import write_atomic, write_json
 from .errors import RankReproError
 from .registry import REPO_ROOT, Experiment, Registry, RegistryError
 
@@ -61,6 +61,9 @@ DATASET_FILES = {
 
 # Paper-scale resources when a registry entry sets none (per GPU job; runtime in minutes).
 DEFAULT_RESOURCES = {"paper": {"mem_mb": 64000, "runtime": 3 * 24 * 60}, "smoke": {"mem_mb": 4000, "runtime": 60}}
+#: Paper scale: CPU threads per GPU (its data-loading workers; mmdet's configs use 2-4), for the
+#: jobs' threads and the SLURM tasks' CPUs.
+CPUS_PER_GPU = 4
 
 
 class WorkflowInputError(RankReproError):
@@ -188,12 +191,12 @@ def accumulation(exp: Experiment, gpus: int) -> int:
 
 
 def test_threads(exp: Experiment, scale: str, cfg: dict) -> int:
-    return 4 if scale == "paper" else int(cfg["smoke"]["threads"])  # one GPU's data loading
+    return CPUS_PER_GPU if scale == "paper" else int(cfg["smoke"]["threads"])  # one GPU's data loading
 
 
 def train_threads(exp: Experiment, scale: str, cfg: dict) -> int:
     if scale == "paper":
-        return 4 * train_gpus(exp, scale, cfg)  # data-loading workers per GPU (mmdet's configs use 2-4)
+        return CPUS_PER_GPU * train_gpus(exp, scale, cfg)
     return int(cfg["smoke"]["threads"])
 
 
@@ -282,10 +285,10 @@ def torchrun_launcher(exp: Experiment, scale: str, cfg: dict) -> str:
         gpus = train_gpus(exp, scale, cfg)
         return (f"{module_command('rankrepro.workflow', 'run-on-gpus', gpus)} -- "
                 f"{shlex.quote(python())} -m torch.distributed.run --standalone --nproc_per_node {gpus}")
-    return srun_torchrun(nodes, per_node, cpus_per_gpu=4)
+    return srun_torchrun(nodes, per_node)
 
 
-def srun_torchrun(nodes: int, gpus_per_node: int, cpus_per_gpu: int = 4) -> str:
+def srun_torchrun(nodes: int, gpus_per_node: int, cpus_per_gpu: int = CPUS_PER_GPU) -> str:
     """``srun`` one ``torchrun`` per node of the SLURM job, meeting at a c10d rendezvous on
     the node this shell runs on (the job's first node), keyed by the job id; the command
     (``-m rankrepro.cli train ...``) follows.  Needs only ``SLURM_JOB_ID`` in the
@@ -312,7 +315,7 @@ def slurm_train_resources(exp: Experiment, scale: str, cfg: dict) -> dict:
     nodes, per_node = train_nodes(exp, scale, cfg)
     out["tasks_per_gpu"] = 0
     if nodes > 1:
-        out.update(nodes=nodes, tasks=nodes, cpus_per_task=4 * per_node, gres=f"gpu:{per_node}", mpi="srun")
+        out.update(nodes=nodes, tasks=nodes, cpus_per_task=CPUS_PER_GPU * per_node, gres=f"gpu:{per_node}", mpi="srun")
     return out
 
 
@@ -601,10 +604,6 @@ def run_on_gpus(count: int, command: list[str], lock_dir: str | None = None, pol
             handle.close()
 
 
-def _write_json(data: dict, out: str) -> None:
-    write_atomic(out, (json.dumps(data, indent=1, sort_keys=False) + "\n").encode())
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rankrepro.workflow", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -647,13 +646,13 @@ def main(argv=None) -> int:
             return 2
     try:
         if args.command == "verify-dataset":
-            _write_json(verify_dataset(args.dataset, args.root), args.out)
+            write_json(args.out, verify_dataset(args.dataset, args.root))
             return 0
         exp = Registry.load().experiments[args.experiment]
         if args.command == "train-record":
-            _write_json(train_record(exp, args.scale, args.work_dir, args.gpus), args.out)
+            write_json(args.out, train_record(exp, args.scale, args.work_dir, args.gpus))
         else:
-            _write_json(metrics_record(exp, args.scale, args.raw, args.train_record), args.out)
+            write_json(args.out, metrics_record(exp, args.scale, args.raw, args.train_record))
     except (WorkflowInputError, RegistryError, OSError, KeyError) as err:
         print(f"rankrepro.workflow {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -38,7 +38,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ..atomic import write_json
 from ..errors import RankReproError
 
 #: Bytes read per chunk while downloading and hashing.
@@ -53,13 +53,24 @@ class DownloadError(RankReproError):
 
 # -- checksums ---------------------------------------------------------------------------
 
-def file_digests(path, algorithms=("sha256", "md5")) -> dict:
-    """Hex digests of ``path`` (one read)."""
-    hashes = {a: hashlib.new(a) for a in algorithms}
+def _hash_file(path, hashes: dict) -> None:
+    """Feed every byte of ``path`` to each of ``hashes`` (one read)."""
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             for h in hashes.values():
                 h.update(block)
+
+
+def _restart(hashes: dict) -> None:
+    """Fresh hash objects in ``hashes`` (a download that starts again from byte 0)."""
+    for name in hashes:
+        hashes[name] = hashlib.new(name)
+
+
+def file_digests(path, algorithms=("sha256", "md5")) -> dict:
+    """Hex digests of ``path`` (one read)."""
+    hashes = {a: hashlib.new(a) for a in algorithms}
+    _hash_file(path, hashes)
     return {a: h.hexdigest() for a, h in hashes.items()}
 
 
@@ -125,16 +136,14 @@ def _fetch_once(url: str, part: Path, hashes: dict, *, timeout: float, progress:
         return  # a complete .part from a run that died before renaming (download() hashed it)
     if size is not None and offset > size:  # longer than the file: cannot be a prefix of it
         part.unlink()
-        for name in list(hashes):
-            hashes[name] = hashlib.new(name)
+        _restart(hashes)
         offset = 0
     try:
         response = _open(url, offset, timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # the .part is larger than the file (or complete): start again
             part.unlink()
-            for name in list(hashes):
-                hashes[name] = hashlib.new(name)
+            _restart(hashes)
             response = _open(url, 0, timeout)
             offset = 0
         else:
@@ -148,8 +157,7 @@ def _fetch_once(url: str, part: Path, hashes: dict, *, timeout: float, progress:
             print(f"{label}: the server does not resume (HTTP {response.status} to a Range request); "
                   "restarting from byte 0", file=sys.stderr)
             mode, offset = "wb", 0
-            for name in list(hashes):
-                hashes[name] = hashlib.new(name)
+            _restart(hashes)
         elif offset:
             content_range = response.headers.get("Content-Range", "")
             if not content_range.startswith(f"bytes {offset}-"):
@@ -193,10 +201,7 @@ def download(url: str, dest, *, md5: str | None = None, sha256: str | None = Non
     part = dest.with_name(dest.name + ".part")
     hashes = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
     if part.exists():  # hash what an earlier run left, then continue from its end
-        with open(part, "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                for h in hashes.values():
-                    h.update(block)
+        _hash_file(part, hashes)
         print(f"{dest.name}: resuming {part} at byte {part.stat().st_size}", file=sys.stderr)
     start = part.stat().st_size if part.exists() else 0
     progress = _Progress(dest.name, size, start, progress_s) if progress_s is not None else None
@@ -417,10 +422,6 @@ def verify_weights(sources, root) -> dict:
 
 # -- command line --------------------------------------------------------------------------
 
-def _record(path, record: dict) -> None:
-    write_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
-
-
 def main(argv=None) -> int:
     from . import sources as src
 
@@ -486,7 +487,7 @@ def main(argv=None) -> int:
             src.make_links(dict(item.split("=", 1) for item in args.links), root)
             return 0
         if args.command == "verify-weights":
-            _record(args.out, verify_weights(src.load_sources(args.sources), root))
+            write_json(args.out, verify_weights(src.load_sources(args.sources), root))
             return 0
         if args.mirror is not None:
             mirror = src.parse_mirror(args.mirror)
@@ -507,7 +508,7 @@ def main(argv=None) -> int:
             else:
                 record = download(archive.url, target, md5=archive.md5, sha256=archive.sha256, size=archive.size)
             record.update(dataset=archive.dataset, checksum_source=archive.checksum_source)
-            _record(root / archive.record_path, record)
+            write_json(root / archive.record_path, record)
         elif args.command == "weights":
             weight = sources.weight(args.name)
             target = root / "weights" / weight.name
@@ -515,7 +516,7 @@ def main(argv=None) -> int:
             record = download(weight.url, target, sha256=weight.sha256, sha256_prefix=weight.sha256_prefix,
                               size=weight.size)
             record.update(aliases=list(weight.aliases))
-            _record(root / "weights" / "records" / f"{weight.name}.json", record)
+            write_json(root / "weights" / "records" / f"{weight.name}.json", record)
     except RankReproError as err:
         print(f"rankrepro.data.download {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,14 +1,13 @@
 """The metrics JSON: what ``rankrepro evaluate`` writes and the paper tables read."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ..atomic import write_json
 from .inputs import EvaluationInputError
 
 SCHEMA_VERSION = 1
@@ -29,8 +28,7 @@ def to_json_safe(value):
 
 def write_json_atomic(data: dict, path: str | Path) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written file."""
-    text = json.dumps(to_json_safe(data), indent=2, allow_nan=False) + "\n"
-    write_atomic(path, text.encode("utf-8"))
+    write_json(path, to_json_safe(data), indent=2, allow_nan=False)
 
 
 def check_output_path(out: str | Path, inputs=()) -> None:
