@@ -47,7 +47,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import RankReproError
-from .registry import REPO_ROOT, Registry
+from .registry import REPO_ROOT, Registry, feed_key
 
 #: Sources of published times, most trusted first, with the reason shown in the plan.
 TIME_SOURCES = {
@@ -255,16 +255,13 @@ def epoch_images(dataset_key: str, sched: Schedule, data_root: str | None = None
 def published_times(reg: Registry, exp) -> list[dict]:
     """Every published ``time_s_per_iter`` cell ``exp`` feeds, most trusted source first."""
     cells = reg.cells[reg.cells["metric"] == "time_s_per_iter"]
+    times = {feed_key(c.source, c.table, c.row_id, c.group): c for c in cells.itertuples()}
     found = []
     for feed in exp.feeds:
-        parts = feed.split("/")
-        source, table, row_id = parts[:3]
-        group = parts[3] if len(parts) > 3 else ""
-        hit = cells[(cells["source"] == source) & (cells["table"] == table) & (cells["row_id"] == row_id)
-                    & (cells["group"] == group)]
-        for _, cell in hit.iterrows():
-            found.append({"s_per_iter": float(cell["value"]), "cell": feed, "source": source,
-                          "source_text": TIME_SOURCES.get(source, source)})
+        cell = times.get(feed)
+        if cell is not None:
+            found.append({"s_per_iter": float(cell.value), "cell": feed, "source": cell.source,
+                          "source_text": TIME_SOURCES.get(cell.source, cell.source)})
     order = list(TIME_SOURCES)
     found.sort(key=lambda t: order.index(t["source"]) if t["source"] in order else len(order))
     return found
