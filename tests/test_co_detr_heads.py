@@ -127,7 +127,7 @@ def test_atss_batch_without_ground_truth(kind):
     feats = _features(2)
     losses = head.loss(feats, _samples([0, 0]))
     pos = losses.pop("pos_coords")
-    assert all((label == NUM_CLASSES).all() for label in pos.labels)
+    assert len(pos) == 4 and all((label == NUM_CLASSES).all() for label in pos[1])
     total = total_loss(losses)
     assert torch.isfinite(total)
     total.backward()
@@ -140,6 +140,8 @@ def test_bad_arguments_are_refused():
         _build(_atss_cfg("base") | dict(reg_decoded_bbox=False))
     with pytest.raises(ValueError, match="kind"):
         positive_coords([torch.zeros(1, 4)], [torch.zeros(1)], [torch.zeros(1, 4)], "retina")
+    with pytest.raises(ValueError, match="RoI features"):
+        positive_coords([torch.zeros(1, 4)], [torch.zeros(1)], [torch.zeros(1, 4)], "rcnn")
     with pytest.raises(ValueError, match="expected N x 4"):
         positive_coords([torch.zeros(2, 4)], [torch.zeros(1)], [torch.zeros(2, 4)], "atss")
 
@@ -221,8 +223,10 @@ def test_rcnn_pos_coords_are_the_sampled_proposals(kind):
 
     head.bbox_sampler.sample = recording_sample
     losses = head.loss(feats, _proposals(samples), samples)
-    coords, labels, targets, name = losses.pop("pos_coords")
+    coords, labels, targets, feats_per_image, name = losses.pop("pos_coords")
     assert name == "rcnn" and len(recorded) == 2
+    assert [f.shape for f in feats_per_image] == [(c.shape[0], CHANNELS) for c in coords]
+    assert feats_per_image[0].requires_grad  # the query contents stay in the graph, as the official
     for i, res in enumerate(recorded):
         num_pos = res.pos_inds.numel()
         assert num_pos > 0 and coords[i].shape == (num_pos + res.neg_inds.numel(), 4)
@@ -254,7 +258,7 @@ def test_rcnn_loss_weight_and_empty_images():
     for kind in ("base", "rank"):
         losses = _build(_roi_cfg(kind)).loss(feats, _proposals(samples), empty)
         pos = losses.pop("pos_coords")
-        assert all((label == NUM_CLASSES).all() and label.numel() > 0 for label in pos.labels)
+        assert len(pos) == 5 and all((label == NUM_CLASSES).all() and label.numel() > 0 for label in pos[1])
         total = total_loss(losses)
         assert torch.isfinite(total)
         total.backward()

@@ -5,20 +5,21 @@ proposals one-to-many; its positives become "customised positive queries" of an 
 decoder pass of the one-to-one head.  The official code (Sense-X/Co-DETR,
 ``projects/models/co_atss_head.py`` ``loss`` and ``co_roi_head.py`` ``forward_train``)
 returns them from the auxiliary head's loss under the key ``pos_coords``; the project keeps
-that key and this layout (:class:`PositiveCoords`), one entry per image:
+that key and this layout, one entry per image:
 
 * ``coords``: Tensor[N_i, 4], xyxy in input-image pixels, detached: all anchors of the
   image (ATSS) or all sampled proposals (R-CNN);
 * ``labels``: LongTensor[N_i], the assigned class, ``num_classes`` for background;
 * ``targets``: Tensor[N_i, 4], xyxy gt box of each positive (zeros for negatives);
+* ``feats`` (``'rcnn'`` only): Tensor[N_i, C], each proposal's RoI feature averaged over
+  the RoI (the content of its query, as the official ``CoStandardRoIHead``; not detached,
+  as there);
 * ``kind``: ``'atss'`` or ``'rcnn'``.
 
-The official R-CNN tuple also carries the RoIs' mean-pooled features (used by its
-transformer's ``with_coord_feat``); the project's contract leaves them out.
+The tuple is ``(coords, labels, targets, 'atss')`` or ``(coords, labels, targets, feats,
+'rcnn')``, the forms the one-to-one head's ``check_pos_coords`` accepts.
 """
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 
@@ -26,17 +27,15 @@ POS_COORDS_KEY = "pos_coords"
 KINDS = ("atss", "rcnn")
 
 
-class PositiveCoords(NamedTuple):
-    coords: list
-    labels: list
-    targets: list
-    kind: str
-
-
-def positive_coords(coords: list, labels: list, targets: list, kind: str) -> PositiveCoords:
-    """A checked, detached :class:`PositiveCoords` (lists with one entry per image)."""
+def positive_coords(coords: list, labels: list, targets: list, kind: str, feats: list | None = None) -> tuple:
+    """The checked ``pos_coords`` tuple (lists with one entry per image; boxes and labels
+    detached, ``feats`` as given)."""
     if kind not in KINDS:
         raise ValueError(f"pos_coords kind must be one of {KINDS}, got {kind!r}")
+    if (kind == "rcnn") != (feats is not None):
+        raise ValueError("pos_coords: the RoI features are given for kind 'rcnn' and only for it")
+    if feats is not None and [f.shape[0] for f in feats] != [c.shape[0] for c in coords]:
+        raise ValueError(f"pos_coords: {[f.shape[0] for f in feats]} features for {[c.shape[0] for c in coords]} boxes")
     if not len(coords) == len(labels) == len(targets):
         raise ValueError(f"pos_coords: {len(coords)} coords, {len(labels)} labels, {len(targets)} targets (one per image)")
     for box, label, target in zip(coords, labels, targets):
@@ -45,9 +44,8 @@ def positive_coords(coords: list, labels: list, targets: list, kind: str) -> Pos
                 f"pos_coords: coords {tuple(box.shape)}, labels {tuple(label.shape)}, targets {tuple(target.shape)} "
                 "(expected N x 4, N, N x 4)"
             )
-    return PositiveCoords(
-        [c.detach() for c in coords], [x.detach().long() for x in labels], [t.detach() for t in targets], kind
-    )
+    boxes = ([c.detach() for c in coords], [x.detach().long() for x in labels], [t.detach() for t in targets])
+    return boxes + (kind,) if feats is None else boxes + (list(feats), kind)
 
 
 def scale_losses(losses: dict, weight: float) -> dict:
@@ -72,10 +70,5 @@ def check_loss_weight(weight, owner: str) -> float:
     return float(weight)
 
 
-def num_positives(pos: PositiveCoords, num_classes: int) -> list[int]:
-    """The number of positives (label < ``num_classes``) of each image."""
-    return [int(((label >= 0) & (label < num_classes)).sum()) for label in pos.labels]
-
-
-__all__ = ["POS_COORDS_KEY", "PositiveCoords", "check_loss_weight", "num_positives", "positive_coords", "scale_losses"]
+__all__ = ["POS_COORDS_KEY", "check_loss_weight", "positive_coords", "scale_losses"]
 

@@ -19,18 +19,20 @@ results) records them, so both heads share it:
   score-weighted GIoU value-balanced to it) as BRS-DETR's R-CNN.  Its losses have no
   per-loss weights; ``loss_weight`` multiplies them all.
 
-``pos_coords`` (:mod:`rankrepro.models.co_positives`): per image, the sampled proposals in
+``pos_coords`` (:mod:`rankrepro.models.co_positives`, the 5-tuple form with features):
+per image, the sampled proposals in
 the order the box head sees them (positives, then negatives; ``SamplingResult.priors``),
 the positives' gt labels (``num_classes`` for negatives) and gt boxes (zeros for
 negatives).  The official code builds the same from the box head's targets
 (``bbox_targets[0]`` labels, ``bbox_targets[2]`` targets: gt boxes, as its config regresses
 decoded boxes), keeps the first min_i(N_i) proposals of every image so that they stack
-into one tensor, and adds the RoIs' pooled features; here the lists keep every proposal,
-and the features are not part of the contract.
+into one tensor; here the lists keep every proposal.  As there, each proposal also carries
+its RoI feature averaged over the RoI (not detached), the content of its query.
 """
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.registry import MODELS
@@ -40,8 +42,10 @@ from ..co_positives import POS_COORDS_KEY, check_loss_weight, positive_coords, s
 from .rank_based_roi_head import RankBasedStandardRoIHead
 
 
-def sampled_positive_coords(sampling_results: list, num_classes: int):
-    """:class:`~rankrepro.models.co_positives.PositiveCoords` of mmdet ``SamplingResult`` s."""
+def sampled_positive_coords(sampling_results: list, num_classes: int, bbox_feats: Tensor):
+    """The ``pos_coords`` tuple (:mod:`rankrepro.models.co_positives`) of mmdet
+    ``SamplingResult`` s and the box head's RoI features ``bbox_feats`` (all images' RoIs
+    in order, (N, C, h, w); averaged over h, w per RoI)."""
     coords, labels, targets = [], [], []
     for res in sampling_results:
         priors = get_box_tensor(res.priors)
@@ -50,7 +54,8 @@ def sampled_positive_coords(sampling_results: list, num_classes: int):
         labels.append(torch.cat([res.pos_gt_labels.long(), res.pos_gt_labels.new_full((num_neg,), num_classes).long()]))
         pos_boxes = get_box_tensor(res.pos_gt_bboxes).to(priors.dtype)
         targets.append(torch.cat([pos_boxes.reshape(-1, 4), priors.new_zeros(num_neg, 4)]))
-    return positive_coords(coords, labels, targets, "rcnn")
+    feats = bbox_feats.mean(dim=(-2, -1)).split([c.shape[0] for c in coords])
+    return positive_coords(coords, labels, targets, "rcnn", feats)
 
 
 class CoRoIHeadMixin:
@@ -73,7 +78,7 @@ class CoRoIHeadMixin:
 
     def bbox_loss(self, x, sampling_results) -> dict:
         results = super().bbox_loss(x, sampling_results)
-        self._pos_coords = sampled_positive_coords(sampling_results, self.bbox_head.num_classes)
+        self._pos_coords = sampled_positive_coords(sampling_results, self.bbox_head.num_classes, results["bbox_feats"])
         return results
 
 
