@@ -1,0 +1,496 @@
+"""Co-Deformable-DETR (``CoDeformableDETR``, ``CoDeformableDETRHead``, the look-forward-twice
+decoder) on CPU, smoke-sized: a tiny ResNet-18, 32 channels, 2 encoder / decoder layers, 20
+queries, 128 x 160 px images.
+
+The auxiliary heads here are *stand-ins* written for these tests (mmdet's ATSSHead and
+StandardRoIHead whose ``loss`` also returns ``pos_coords``, as the official CoATSSHead /
+CoStandardRoIHead); the plugin's own auxiliary heads are tested with their module.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from mmdet.models.dense_heads import ATSSHead
+from mmdet.models.roi_heads import StandardRoIHead
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.testing import demo_mm_inputs
+from mmdet.utils import register_all_modules
+from mmengine.structures import InstanceData
+
+import rankrepro.models  # noqa: F401  (registers the plugin)
+from rankrepro.models.dense_heads.co_deformable_detr_head import CoDeformableDETRHead, check_pos_coords
+from rankrepro.models.detectors.co_deformable_detr import CoDeformableDETR
+from rankrepro.models.layers import CoDeformableDetrTransformerDecoder
+
+from model_cases import assert_gradients_reach, total_loss
+
+register_all_modules()
+NUM_CLASSES = 4
+C = 32
+H, W = 128, 160  # the extra aux level is 1 x 2: GroupNorm(32) of a 1 x 1 map would be constant
+
+
+# ----------------------------------------------------------------------- stand-in aux heads
+@MODELS.register_module(force=True)
+class _TestCoATSSHead(ATSSHead):
+    """mmdet's ATSS head whose losses come with ``pos_coords``: every anchor of the image
+    (level-major), its label and its assigned gt box (``reg_decoded_bbox``)."""
+
+    def loss_by_feat(self, cls_scores, bbox_preds, centernesses, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None):
+        losses = super().loss_by_feat(cls_scores, bbox_preds, centernesses, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore)
+        anchors, valid = self.get_anchors([s.shape[-2:] for s in cls_scores], batch_img_metas, device=cls_scores[0].device)
+        anchor_list, labels_list, _, targets_list, _, _ = self.get_targets(anchors, valid, batch_gt_instances, batch_img_metas)
+        per_image = lambda levels: [torch.cat([lvl[i] for lvl in levels]) for i in range(len(batch_img_metas))]  # noqa: E731
+        losses["pos_coords"] = (per_image(anchor_list), per_image(labels_list), per_image(targets_list), "atss")
+        return losses
+
+
+@MODELS.register_module(force=True)
+class _TestCoRoIHead(StandardRoIHead):
+    """mmdet's RoI head whose losses come with ``pos_coords``: the sampled proposals, their
+    labels, gt boxes and mean RoI features."""
+
+    def loss(self, x, rpn_results_list, batch_data_samples):
+        rpn_results_list = [copy.copy(r) for r in rpn_results_list]
+        gts = [s.gt_instances for s in batch_data_samples]
+        sampling_results = []
+        for i, results in enumerate(rpn_results_list):
+            results.priors = results.pop("bboxes")
+            assign = self.bbox_assigner.assign(results, gts[i], None)
+            sampling_results.append(self.bbox_sampler.sample(assign, results, gts[i], feats=[f[i][None] for f in x]))
+        bbox_results = self.bbox_loss(x, sampling_results)
+        labels, _, targets, _ = self.bbox_head.get_targets(sampling_results, self.train_cfg, concat=False)
+        counts = [len(res.priors) for res in sampling_results]
+        feats = bbox_results["bbox_feats"].mean((-1, -2)).split(counts)
+        losses = dict(bbox_results["loss_bbox"])
+        losses["pos_coords"] = ([r.priors for r in sampling_results], list(labels), list(targets), list(feats), "rcnn")
+        return losses
+
+
+# ------------------------------------------------------------------------------- the model
+def model_cfg(num_queries=20, aux=True, **overrides):
+    layer = dict(
+        self_attn_cfg=dict(embed_dims=C, num_heads=4, dropout=0.0, batch_first=True),
+        cross_attn_cfg=dict(embed_dims=C, num_levels=4, dropout=0.0, batch_first=True),
+        ffn_cfg=dict(embed_dims=C, feedforward_channels=64, ffn_drop=0.0),
+    )
+    strides = [8, 16, 32, 64, 128]
+    cfg = dict(
+        type="CoDeformableDETR",
+        num_queries=num_queries,
+        num_feature_levels=4,
+        with_box_refine=True,
+        as_two_stage=True,
+        mixed_selection=True,
+        look_forward_twice=True,
+        data_preprocessor=dict(
+            type="DetDataPreprocessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=1
+        ),
+        backbone=dict(
+            type="ResNet", depth=18, base_channels=8, num_stages=4, out_indices=(1, 2, 3), norm_cfg=dict(type="BN"), style="pytorch"
+        ),
+        neck=dict(
+            type="ChannelMapper",
+            in_channels=[16, 32, 64],
+            kernel_size=1,
+            out_channels=C,
+            act_cfg=None,
+            norm_cfg=dict(type="GN", num_groups=32),
+            num_outs=4,
+        ),
+        encoder=dict(num_layers=2, layer_cfg=dict(self_attn_cfg=dict(embed_dims=C, num_levels=4, dropout=0.0, batch_first=True), ffn_cfg=layer["ffn_cfg"])),
+        decoder=dict(num_layers=2, return_intermediate=True, layer_cfg=layer, post_norm_cfg=None),
+        positional_encoding=dict(num_feats=C // 2, normalize=True, offset=-0.5),
+        bbox_head=dict(
+            type="CoDeformableDETRHead",
+            num_classes=NUM_CLASSES,
+            embed_dims=C,
+            sync_cls_avg_factor=True,
+            loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
+            loss_bbox=dict(type="L1Loss", loss_weight=5.0),
+            loss_iou=dict(type="GIoULoss", loss_weight=2.0),
+        ),
+        train_cfg=dict(
+            assigner=dict(
+                type="HungarianAssigner",
+                match_costs=[
+                    dict(type="FocalLossCost", weight=2.0),
+                    dict(type="BBoxL1Cost", weight=5.0, box_format="xywh"),
+                    dict(type="IoUCost", iou_mode="giou", weight=2.0),
+                ],
+            )
+        ),
+        test_cfg=dict(max_per_img=10),
+    )
+    if aux:
+        cfg.update(
+            aux_rpn_head=dict(
+                type="RPNHead",
+                in_channels=C,
+                feat_channels=C,
+                anchor_generator=dict(type="AnchorGenerator", scales=[4], ratios=[0.5, 1.0, 2.0], strides=strides),
+                bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[1.0] * 4),
+                loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=12.0),
+                loss_bbox=dict(type="L1Loss", loss_weight=12.0),
+                train_cfg=dict(
+                    assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3, match_low_quality=True),
+                    sampler=dict(type="RandomSampler", num=64, pos_fraction=0.5, neg_pos_ub=-1, add_gt_as_proposals=False),
+                    allowed_border=-1,
+                    pos_weight=-1,
+                ),
+                test_cfg=dict(nms_pre=100, max_per_img=50, nms=dict(type="nms", iou_threshold=0.7), min_bbox_size=0),
+            ),
+            aux_rpn_proposal=dict(nms_pre=200, max_per_img=50, nms=dict(type="nms", iou_threshold=0.7), min_bbox_size=0),
+            aux_roi_heads=[
+                dict(
+                    type="_TestCoRoIHead",
+                    bbox_roi_extractor=dict(
+                        type="SingleRoIExtractor",
+                        roi_layer=dict(type="RoIAlign", output_size=7, sampling_ratio=0),
+                        out_channels=C,
+                        featmap_strides=strides[:4],
+                        finest_scale=112,
+                    ),
+                    bbox_head=dict(
+                        type="Shared2FCBBoxHead",
+                        in_channels=C,
+                        fc_out_channels=64,
+                        roi_feat_size=7,
+                        num_classes=NUM_CLASSES,
+                        bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
+                        reg_class_agnostic=False,
+                        reg_decoded_bbox=True,
+                        loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=12.0),
+                        loss_bbox=dict(type="GIoULoss", loss_weight=120.0),
+                    ),
+                    train_cfg=dict(
+                        assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5, match_low_quality=False),
+                        sampler=dict(type="RandomSampler", num=64, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True),
+                        pos_weight=-1,
+                    ),
+                    test_cfg=dict(score_thr=0.0, nms=dict(type="nms", iou_threshold=0.5), max_per_img=100),
+                )
+            ],
+            aux_dense_heads=[
+                dict(
+                    type="_TestCoATSSHead",
+                    num_classes=NUM_CLASSES,
+                    in_channels=C,
+                    stacked_convs=1,
+                    feat_channels=C,
+                    anchor_generator=dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=strides),
+                    bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
+                    reg_decoded_bbox=True,
+                    loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=12.0),
+                    loss_bbox=dict(type="GIoULoss", loss_weight=24.0),
+                    loss_centerness=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=12.0),
+                    train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1),
+                    test_cfg=dict(nms_pre=100, min_bbox_size=0, score_thr=0.0, nms=dict(type="nms", iou_threshold=0.6), max_per_img=100),
+                )
+            ],
+        )
+    cfg.update(overrides)
+    return cfg
+
+
+def build(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    model = MODELS.build(model_cfg(**kwargs))
+    model.init_weights()
+    return model
+
+
+def batch(model, num_items=(3, 2), seed=0, training=True, image_shapes=(3, H, W)):
+    torch.manual_seed(seed)
+    packed = demo_mm_inputs(batch_size=len(num_items), image_shapes=image_shapes, num_items=list(num_items), num_classes=NUM_CLASSES)
+    return model.data_preprocessor(packed, training=training)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------- tests
+def test_loss_forward_backward_reaches_every_part():
+    model = build()
+    data = batch(model)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    # one-to-one (last layer, the other layer, encoder proposals), RPN, RoI head (index 0),
+    # ATSS (index 1), and the customised positive queries of both aux heads
+    for key in ("loss_cls", "d0.loss_cls", "enc_loss_cls", "loss_rpn_cls", "loss_cls0", "loss_bbox0", "loss_cls1", "loss_centerness1",
+                "loss_cls_aux0", "loss_bbox_aux0", "loss_iou_aux0", "d0.loss_iou_aux0", "loss_cls_aux1", "d0.loss_bbox_aux1"):
+        assert key in losses, key
+    assert "pos_coords" not in losses and not any(k.startswith("pos_coords") for k in losses)
+    loss = total_loss(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+    head = model.bbox_head
+    assert_gradients_reach(
+        head.cls_branches[0], head.cls_branches[-1], head.reg_branches[0][-1],  # one-to-one head
+        model.query_embedding,  # mixed selection content queries
+        model.aux_rpn_head.rpn_conv, model.aux_roi_heads[0].bbox_head.fc_cls,  # RPN + RoI head
+        model.aux_dense_heads[0].atss_cls, model.aux_dense_heads[0].atss_centerness,  # ATSS
+        model.downsample[0],  # the extra aux level
+        model.aux_pos_trans[0], model.aux_pos_trans[1], model.aux_pos_feats_trans[0], model.aux_pos_feats_trans[1],
+        model.head_pos_embed,
+        model.backbone.conv1, model.neck.convs[0].conv,  # backbone and neck
+    )
+
+
+def test_aux_queries_reach_memory_and_their_own_projections_only_through_aux_losses():
+    """The aux queries' losses alone train the aux projections and the shared decoder / head."""
+    model = build()
+    data = batch(model)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    sum(v for k, v in losses.items() if "_aux" in k).backward()
+    assert_gradients_reach(model.aux_pos_trans[1], model.aux_pos_feats_trans[0], model.bbox_head.cls_branches[0],
+                           model.decoder.layers[0].cross_attn.value_proj, model.backbone.conv1)
+    assert model.pos_trans_fc.weight.grad is None  # the one-to-one queries' projection is not used
+
+
+def test_image_without_ground_truth():
+    model = build()
+    data = batch(model, num_items=(0, 2))
+    losses = model.loss(data["inputs"], data["data_samples"])
+    loss = total_loss(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert_gradients_reach(model.bbox_head.cls_branches[-1], model.aux_pos_trans[0], model.backbone.conv1)
+
+
+def test_batch_without_any_ground_truth():
+    model = build()
+    data = batch(model, num_items=(0, 0))
+    losses = model.loss(data["inputs"], data["data_samples"])
+    assert torch.isfinite(total_loss(losses))
+    # no positives anywhere: the box losses vanish, the classification losses do not
+    assert losses["loss_bbox"].item() == 0 and losses["loss_bbox_aux1"].item() == 0
+    assert losses["loss_cls"].item() > 0 and losses["loss_cls_aux1"].item() > 0
+
+
+def test_without_aux_heads_is_deformable_detr_with_the_tricks():
+    model = build(aux=False)
+    assert not hasattr(model, "downsample") and not hasattr(model, "aux_pos_trans")
+    data = batch(model)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    assert not any("aux" in k or k.endswith("0") for k in losses if k not in ("d0.loss_cls", "d0.loss_bbox", "d0.loss_iou"))
+    total_loss(losses).backward()
+    assert_gradients_reach(model.bbox_head.cls_branches[0], model.backbone.conv1)
+
+
+def test_predict_returns_boxes_in_original_image_coordinates():
+    model = build()
+    model.eval()
+    data = batch(model, training=False)
+    samples = data["data_samples"]
+    samples[0].set_metainfo(dict(scale_factor=(0.5, 0.25), ori_shape=(4 * H, 2 * W)))
+    with torch.no_grad():
+        out = model.predict(data["inputs"], samples, rescale=True)
+        head_inputs = model.forward_transformer(model.extract_feat(data["inputs"]), samples)
+        scores, boxes = model.bbox_head(**head_inputs)
+    assert len(out) == 2 and all(isinstance(s, DetDataSample) for s in out)
+    pred = out[0].pred_instances
+    assert len(pred) == 10 and pred.bboxes.shape == (10, 4) and set(pred.keys()) >= {"scores", "labels", "bboxes"}
+    # the top box, recomputed from the last layer's outputs: input pixels -> x / 0.5, y / 0.25
+    probs = scores[-1, 0].sigmoid()
+    best = probs.flatten().argmax()
+    query, label = best // NUM_CLASSES, best % NUM_CLASSES
+    expected = bbox_cxcywh_to_xyxy(boxes[-1, 0, query]) * torch.tensor([W, H, W, H]) / torch.tensor([0.5, 0.25, 0.5, 0.25])
+    assert torch.allclose(pred.scores[0], probs.max())
+    assert pred.labels[0] == label
+    assert torch.allclose(pred.bboxes[0], expected.clamp(min=0), atol=1e-3)
+    assert pred.bboxes.min() >= 0 and pred.bboxes[:, 0::2].max() <= 2 * W + 1e-3 and pred.bboxes[:, 1::2].max() <= 4 * H + 1e-3
+    assert pred.bboxes[:, 1::2].max() > H  # rescaled beyond the input's height
+
+
+def test_look_forward_twice_returns_undetached_refined_boxes():
+    """With look_forward_twice the returned references carry the gradient of the layer that
+    refined them; without it they are detached (mmdet's decoder)."""
+    torch.manual_seed(0)
+    layer = model_cfg()["decoder"]["layer_cfg"]
+    reg = torch.nn.ModuleList([torch.nn.Linear(C, 4) for _ in range(2)])
+    inputs = dict(
+        query=torch.randn(1, 5, C), query_pos=torch.randn(1, 5, C), value=torch.randn(1, 16 + 4, C), key_padding_mask=None,
+        reference_points=torch.rand(1, 5, 4) * 0.5 + 0.25, spatial_shapes=torch.tensor([[4, 4], [2, 2]]),
+        level_start_index=torch.tensor([0, 16]), valid_ratios=torch.ones(1, 2, 2), reg_branches=reg,
+    )
+    layer = copy.deepcopy(layer)
+    layer["cross_attn_cfg"]["num_levels"] = 2
+    twice = CoDeformableDetrTransformerDecoder(num_layers=2, layer_cfg=layer, post_norm_cfg=None, look_forward_twice=True)
+    plain = CoDeformableDetrTransformerDecoder(num_layers=2, layer_cfg=layer, post_norm_cfg=None, look_forward_twice=False)
+    plain.load_state_dict(twice.state_dict())
+    states_t, refs_t = twice(**inputs)
+    states_p, refs_p = plain(**inputs)
+    assert torch.allclose(states_t, states_p) and torch.allclose(refs_t, refs_p)  # same values
+    assert refs_t.requires_grad and not refs_p.requires_grad
+    refs_t[0].sum().backward()
+    assert reg[0].weight.grad.abs().sum() > 0
+    assert reg[1].weight.grad is None or reg[1].weight.grad.abs().sum() == 0
+
+
+def _tiny_head(**kwargs):
+    head = CoDeformableDETRHead(
+        num_classes=NUM_CLASSES, embed_dims=C, num_pred_layer=2, share_pred_layer=False, as_two_stage=False,
+        loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
+        loss_bbox=dict(type="L1Loss", loss_weight=5.0), loss_iou=dict(type="GIoULoss", loss_weight=2.0),
+        train_cfg=dict(assigner=dict(type="HungarianAssigner", match_costs=[dict(type="FocalLossCost", weight=2.0)])), **kwargs,
+    )
+    head.init_weights()
+    return head
+
+
+def test_aux_targets_positives_padding_and_feature_lookup():
+    head = _tiny_head(max_pos_coords=3, min_aux_queries=2)
+    metas = [dict(img_shape=(64, 32)), dict(img_shape=(64, 32))]
+    pyramid = [torch.arange(2 * C * 4.0).reshape(2, C, 2, 2), torch.arange(2 * C * 1.0).reshape(2, C, 1, 1) + 1000]
+    # 5 locations, 2 anchors each -> 10 anchors per image
+    coords = [torch.tensor([[0, 0, 8, 16]] * 10, dtype=torch.float) + torch.arange(10.0)[:, None] for _ in range(2)]
+    bg = NUM_CLASSES
+    labels = [torch.tensor([bg, 1, bg, bg, 2, bg, 3, bg, 0, bg]), torch.tensor([bg] * 9 + [2])]
+    targets = [torch.full((10, 4), 4.0) + torch.arange(10.0)[:, None] for _ in range(2)]
+    torch.manual_seed(0)
+    out = head.get_aux_targets((coords, labels, targets, "atss"), pyramid, metas)
+    assert out["labels"].shape == (2, 3)  # min(3, 4 positives) queries
+    first = out["labels"][0]
+    assert ((first >= 0) & (first < bg)).all()  # 4 positives > 3: a subset, no padding
+    assert out["labels"][1, 0] == 2 and (out["labels"][1, 1:] == bg).all()  # 1 positive + 2 negatives
+    assert out["bbox_weights"][1].sum(1).tolist() == [4, 0, 0] and out["bbox_weights"][0].sum() == 12
+    assert torch.equal(out["label_weights"], torch.ones(2, 3))
+    # anchor 9 of image 1 sits at location 4 (the 1x1 level); its target normalised (cx, cy, w, h)
+    feat = torch.cat([f[1].reshape(C, -1).t() for f in pyramid])[4]
+    assert torch.equal(out["feats"][1, 0], feat)
+    assert torch.allclose(out["coords"][1, 0], torch.tensor([13 / 32, 17 / 64, 8 / 32, 16 / 64]))
+    assert torch.allclose(out["bbox_targets"][1, 0], torch.tensor([13 / 32, 13 / 64, 0.0, 0.0]))
+    # every chosen anchor of image 0 is a positive with its own feature
+    for k in range(3):
+        j = int(round(out["coords"][0, k, 0].item() * 32 - 4))
+        assert labels[0][j] == out["labels"][0, k]
+        assert torch.equal(out["feats"][0, k], torch.cat([f[0].reshape(C, -1).t() for f in pyramid])[j // 2])
+
+
+def test_aux_targets_rcnn_uses_given_features_and_rejects_bad_input():
+    head = _tiny_head()
+    metas = [dict(img_shape=(50, 50))]
+    coords, labels, targets = [torch.tensor([[0.0, 0, 10, 10], [5, 5, 20, 20]])], [torch.tensor([1, NUM_CLASSES])], [torch.zeros(2, 4)]
+    feats = [torch.randn(2, C)]
+    out = head.get_aux_targets((coords, labels, targets, feats, "rcnn"), [torch.zeros(1, C, 2, 2)], metas)
+    assert out["labels"].shape == (1, 9)  # at least 9 queries (official), padded with the one negative
+    assert torch.equal(out["feats"][0, 0], feats[0][0]) and all(torch.equal(f, feats[0][1]) for f in out["feats"][0, 1:])
+    with pytest.raises(ValueError, match="RoI features"):
+        check_pos_coords((coords, labels, targets, "rcnn"), 1)
+    with pytest.raises(ValueError, match="kind"):
+        check_pos_coords((coords, labels, targets, "fcos"), 1)
+    with pytest.raises(ValueError, match="2 images|entries"):
+        check_pos_coords((coords, labels, targets, "atss"), 2)
+    with pytest.raises(ValueError, match="multiple"):
+        head.get_aux_targets((coords, labels, targets, "atss"), [torch.zeros(1, C, 3, 1)], metas)
+    with pytest.raises(ValueError, match="no negative"):
+        head.get_aux_targets(([coords[0][:1]], [labels[0][:1]], [targets[0][:1]], "atss"), [torch.zeros(1, C, 1, 1)], metas)
+
+
+def test_aux_loss_of_a_query_made_at_its_gt_box():
+    """A customised positive query whose predicted box is exactly its target has zero box
+    losses; its classification loss is the focal loss of its logits against its label."""
+    head = _tiny_head()
+    metas = [dict(img_shape=(40, 80))]
+    target = torch.tensor([[0.25, 0.5, 0.2, 0.4], [0.6, 0.3, 0.1, 0.2]])  # cx cy w h, normalised
+    aux_targets = dict(
+        labels=torch.tensor([[2, NUM_CLASSES]]), label_weights=torch.ones(1, 2),
+        bbox_targets=target[None], bbox_weights=torch.tensor([[[1.0] * 4, [0.0] * 4]]),
+    )
+    hidden = torch.randn(2, 1, 2, C)
+    # references such that the regression branches (zero-initialised weights) output the targets
+    for branch in head.reg_branches:
+        torch.nn.init.zeros_(branch[-1].bias)
+    references = [target[None], target[None], target[None]]
+    losses = head.loss_aux(hidden, references, aux_targets, metas)
+    assert set(losses) == {"loss_cls_aux", "loss_bbox_aux", "loss_iou_aux", "d0.loss_cls_aux", "d0.loss_bbox_aux", "d0.loss_iou_aux"}
+    assert losses["loss_bbox_aux"].abs().item() < 1e-4 and losses["loss_iou_aux"].abs().item() < 1e-4
+    assert losses["d0.loss_bbox_aux"].abs().item() < 1e-4
+    # classification: sigmoid focal loss (alpha .25, gamma 2) over both queries, / 1 positive, x 2
+    logits = head.cls_branches[1](hidden[1, 0])
+    onehot = torch.zeros(2, NUM_CLASSES)
+    onehot[0, 2] = 1
+    p = logits.sigmoid()
+    pt = torch.where(onehot == 1, p, 1 - p)
+    alpha = torch.where(onehot == 1, 0.25, 0.75)
+    focal = -(alpha * (1 - pt) ** 2 * torch.log(pt)).sum()
+    assert torch.allclose(losses["loss_cls_aux"], 2.0 * focal, rtol=1e-4)
+    # shifting the prediction away from the target makes the box losses positive
+    shifted = [target[None] + 0.05] * 3
+    moved = head.loss_aux(hidden, shifted, aux_targets, metas)
+    assert moved["loss_bbox_aux"] > 0.1 and moved["loss_iou_aux"] > 0.01
+
+
+def test_lambda_1_scales_the_aux_losses():
+    hidden = torch.randn(2, 1, 9, C)
+    refs = [torch.rand(1, 9, 4) * 0.5 + 0.25] * 3
+    aux_targets = dict(labels=torch.tensor([[1] + [NUM_CLASSES] * 8]), label_weights=torch.ones(1, 9),
+                       bbox_targets=torch.full((1, 9, 4), 0.4), bbox_weights=torch.zeros(1, 9, 4))
+    aux_targets["bbox_weights"][0, 0] = 1
+    torch.manual_seed(1)
+    one = _tiny_head()
+    torch.manual_seed(1)
+    three = _tiny_head(lambda_1=3.0)
+    a = one.loss_aux(hidden, refs, aux_targets, [dict(img_shape=(32, 32))])
+    b = three.loss_aux(hidden, refs, aux_targets, [dict(img_shape=(32, 32))])
+    for key in a:
+        assert torch.allclose(b[key], 3 * a[key]), key
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="as_two_stage"):
+        MODELS.build(model_cfg(as_two_stage=False))
+    cfg = model_cfg()
+    cfg.pop("aux_rpn_head")
+    with pytest.raises(ValueError, match="aux_rpn_head"):
+        MODELS.build(cfg)
+    with pytest.raises(ValueError, match="max_pos_coords"):
+        _tiny_head(max_pos_coords=0)
+
+
+def test_official_head_pos_embed_is_a_scalar_per_head():
+    assert build().head_pos_embed.weight.shape == (2, 1)
+    assert build(official_head_pos_embed=False).head_pos_embed.weight.shape == (2, C)
+
+
+def test_aux_head_without_pos_coords_is_an_error():
+    cfg = model_cfg()
+    cfg["aux_dense_heads"][0]["type"] = "ATSSHead"
+    model = MODELS.build(cfg)
+    model.init_weights()
+    data = batch(model)
+    with pytest.raises(ValueError, match="pos_coords"):
+        model.loss(data["inputs"], data["data_samples"])
+    model.with_pos_coord = False
+    assert torch.isfinite(total_loss(model.loss(data["inputs"], data["data_samples"])))
+
+
+def test_aux_query_count_follows_the_positives():
+    """Each aux head's queries are capped at max_pos_coords and the decoder runs on them."""
+    model = build(bbox_head=dict(model_cfg()["bbox_head"], max_pos_coords=5))
+    data = batch(model)
+    calls = []
+    original = model.bbox_head.get_aux_targets
+
+    def record(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append(out["labels"].shape)
+        return out
+
+    model.bbox_head.get_aux_targets = record
+    model.loss(data["inputs"], data["data_samples"])
+    assert calls == [(2, 9), (2, 9)]  # max(9, min(5, positives)) = 9 queries per image
+    calls.clear()
+    model.bbox_head.min_aux_queries = 1
+    model.loss(data["inputs"], data["data_samples"])
+    assert len(calls) == 2 and all(shape[0] == 2 and 1 <= shape[1] <= 5 for shape in calls)
+    assert any(shape[1] == 5 for shape in calls)  # ATSS has more than 5 positives: capped
