@@ -262,3 +262,92 @@ def test_rcnn_loss_weight_and_empty_images():
         total = total_loss(losses)
         assert torch.isfinite(total)
         total.backward()
+
+
+# ------------------------------------------------------------- one-to-one head (BRS-DETR)
+def _giou_loss_by_hand(a, b):
+    """1 - GIoU of two xyxy boxes (Rezatofighi et al. 2019), written out."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    hull = (max(a[2], b[2]) - min(a[0], b[0])) * (max(a[3], b[3]) - min(a[1], b[1]))
+    return inter / union, 1.0 - (inter / union - (hull - union) / hull)
+
+
+def _xyxy(box, w, h):
+    cx, cy, bw, bh = box
+    return [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
+
+
+@pytest.mark.parametrize("task_balance", ["value", 1.0])
+def test_query_ranking_loss_on_a_fixed_matching_equals_a_hand_computation(task_balance):
+    """2 images x 3 queries, 3 classes; matched: (image 0, query 1) <-> a class-2 gt,
+    (image 1, query 0) <-> class 0, (image 1, query 2) <-> class 1.  The targets of BRS
+    Loss are the IoUs of the matched predictions at (query, gt class), 0 elsewhere; the
+    loss is the paper-equation oracle's; the box losses are the score-weighted means."""
+    from loss_oracles import bucketed_rank_sort
+
+    from rankrepro.models.dense_heads.rank_based_co_detr_head import image_factors, ranking_query_losses
+
+    sizes = [(100, 80), (60, 120)]  # (w, h)
+    torch.manual_seed(3)
+    logits = torch.randn(6, 3, dtype=torch.float64).float().requires_grad_(True)
+    preds = torch.tensor(
+        [[0.5, 0.5, 0.2, 0.2], [0.40, 0.45, 0.30, 0.50], [0.7, 0.2, 0.1, 0.1], [0.30, 0.30, 0.20, 0.25], [0.5, 0.5, 0.6, 0.6], [0.62, 0.70, 0.30, 0.20]],
+        requires_grad=True,
+    )
+    gts = torch.tensor([[0, 0, 0, 0], [0.42, 0.50, 0.28, 0.40], [0, 0, 0, 0], [0.33, 0.28, 0.22, 0.30], [0, 0, 0, 0], [0.60, 0.66, 0.35, 0.28]])
+    labels = torch.tensor([3, 2, 3, 0, 3, 1])
+    matched = {1: 2, 3: 0, 5: 1}  # query -> gt class
+    metas = [dict(img_shape=(h, w)) for w, h in sizes]
+    factors = image_factors(metas, 3, preds)
+    loss_rank = MODELS.build(dict(type="BucketedRankSortLoss", delta=0.5))
+    l1 = MODELS.build(dict(type="L1Loss", loss_weight=5.0))
+    giou = MODELS.build(dict(type="GIoULoss", loss_weight=2.0))
+    losses = ranking_query_losses(
+        loss_rank, l1, giou, logits, preds, labels, torch.ones(6), gts, factors, "score", task_balance
+    )
+
+    targets = torch.zeros(6, 3, dtype=torch.float64)
+    weights, l1_hand, giou_hand = [], [], []
+    for q, cls in matched.items():
+        w, h = sizes[q // 3]
+        iou, giou_loss = _giou_loss_by_hand(_xyxy(preds[q].tolist(), w, h), _xyxy(gts[q].tolist(), w, h))
+        targets[q, cls] = iou
+        weights.append(torch.sigmoid(logits[q].detach().double()).max().item())
+        l1_hand.append(5.0 * (preds[q] - gts[q]).abs().sum().item())
+        giou_hand.append(2.0 * giou_loss)
+    (rank, sort), (g_rank, g_sort) = bucketed_rank_sort(logits, targets, 0.5)
+    assert losses["loss_rank"].item() == pytest.approx(rank, rel=1e-5)
+    assert losses["loss_sort"].item() == pytest.approx(sort, rel=1e-5)
+    assert rank > 0 and sort != 0
+    mean = lambda values: sum(w * v for w, v in zip(weights, values)) / sum(weights)  # noqa: E731
+    if task_balance == "value":  # each box loss scaled to the value of L_RS
+        assert losses["loss_bbox"].item() == pytest.approx(rank + sort, rel=1e-5)
+        assert losses["loss_iou"].item() == pytest.approx(rank + sort, rel=1e-5)
+    else:
+        assert losses["loss_bbox"].item() == pytest.approx(mean(l1_hand), rel=1e-5)
+        assert losses["loss_iou"].item() == pytest.approx(mean(giou_hand), rel=1e-5)
+    # the identity-update gradients of the ranking terms reach exactly the logits the oracle says
+    (grad,) = torch.autograd.grad(losses["loss_rank"] + losses["loss_sort"], logits, retain_graph=True)
+    torch.testing.assert_close(grad.double().reshape(-1), g_rank + g_sort, rtol=1e-5, atol=1e-7)
+    # box gradients only at the matched queries
+    (box_grad,) = torch.autograd.grad(losses["loss_bbox"] + losses["loss_iou"], preds)
+    assert (box_grad[[0, 2, 4]] == 0).all() and (box_grad[[1, 3, 5]].abs().sum(-1) > 0).all()
+
+
+def test_query_ranking_loss_without_matches_and_bad_input():
+    from rankrepro.models.dense_heads.rank_based_co_detr_head import ranking_query_losses
+
+    loss_rank = MODELS.build(dict(type="BucketedRankSortLoss", delta=0.5))
+    l1, giou = MODELS.build(dict(type="L1Loss")), MODELS.build(dict(type="GIoULoss"))
+    logits = torch.randn(4, 2, requires_grad=True)
+    preds = torch.rand(4, 4, requires_grad=True)
+    losses = ranking_query_losses(loss_rank, l1, giou, logits, preds, torch.full((4,), 2), torch.ones(4), torch.rand(4, 4), torch.ones(4, 4) * 50)
+    assert all(v.item() == 0.0 for v in losses.values())
+    sum(losses.values()).backward()  # connected to the graph
+    with pytest.raises(ValueError, match="weighting"):
+        ranking_query_losses(loss_rank, l1, giou, logits, preds, torch.full((4,), 2), torch.ones(4), torch.rand(4, 4), torch.ones(4, 4), "iou")
+    with pytest.raises(ValueError, match="labels"):
+        ranking_query_losses(loss_rank, l1, giou, logits, preds, torch.full((3,), 2), torch.ones(4), torch.rand(4, 4), torch.ones(4, 4))
