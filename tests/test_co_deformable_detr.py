@@ -494,3 +494,85 @@ def test_aux_query_count_follows_the_positives():
     model.loss(data["inputs"], data["data_samples"])
     assert len(calls) == 2 and all(shape[0] == 2 and 1 <= shape[1] <= 5 for shape in calls)
     assert any(shape[1] == 5 for shape in calls)  # ATSS has more than 5 positives: capped
+
+
+def test_with_the_plugins_co_detr_aux_heads():
+    """The detector with the plugin's CoStandardRoIHead / CoATSSHead (instead of this file's
+    stand-ins): losses of every part, finite, and gradients to the aux heads and backbone."""
+    cfg = model_cfg()
+    cfg["aux_roi_heads"][0]["type"] = "CoStandardRoIHead"
+    cfg["aux_dense_heads"][0]["type"] = "CoATSSHead"
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    data = batch(model)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    assert {"loss_cls0", "loss_cls1", "loss_cls_aux0", "loss_cls_aux1", "loss_rpn_cls"} <= set(losses)
+    loss = total_loss(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert_gradients_reach(model.aux_roi_heads[0].bbox_head.fc_cls, model.aux_dense_heads[0].atss_cls, model.aux_pos_trans[0],
+                           model.aux_pos_trans[1], model.bbox_head.cls_branches[0], model.backbone.conv1)
+
+
+def test_matched_losses_equal_mmdets_deformable_detr_head():
+    """Moving the loss computation into ``loss_by_targets`` changes nothing: the matched
+    losses equal mmdet's ``DETRHead.loss_by_feat_single`` on the same outputs."""
+    from mmdet.models.dense_heads import DeformableDETRHead
+
+    head = _tiny_head()
+    torch.manual_seed(3)
+    scores, boxes = torch.randn(2, 7, NUM_CLASSES), torch.rand(2, 7, 4) * 0.5 + 0.2
+    gts = [InstanceData(bboxes=torch.tensor([[2.0, 3, 20, 30], [10, 10, 40, 28]]), labels=torch.tensor([1, 3])),
+           InstanceData(bboxes=torch.tensor([[5.0, 5, 15, 25]]), labels=torch.tensor([0]))]
+    metas = [dict(img_shape=(32, 48)), dict(img_shape=(32, 48))]
+    ours = head.loss_by_feat_single(scores, boxes, gts, metas)
+    theirs = DeformableDETRHead.loss_by_feat_single(head, scores, boxes, gts, metas)
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b)
+    assert all(x > 0 for x in ours)
+
+
+def test_detector_learns_a_fixed_batch():
+    """A few AdamW steps on one batch lower every part of the loss (the one-to-one
+    classification and boxes, and the aux queries')."""
+    model = build()
+    data = batch(model, num_items=(2, 1))
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    first = None
+    for _ in range(25):
+        losses = model.loss(data["inputs"], data["data_samples"])
+        loss = total_loss(losses)
+        first = first or {k: v.item() for k, v in losses.items() if k in ("loss_cls", "loss_bbox", "loss_cls_aux1", "loss_bbox_aux1")} | {"total": loss.item()}
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    last = {k: losses[k].item() for k in first if k != "total"} | {"total": loss.item()}
+    assert last["total"] < 0.6 * first["total"]
+    assert last["loss_bbox"] < first["loss_bbox"] and last["loss_bbox_aux1"] < first["loss_bbox_aux1"]
+
+
+def test_padded_batch_of_different_image_sizes():
+    """Images of different sizes (padding masks, valid ratios < 1): loss and predict run,
+    and the aux queries' boxes are normalised by each image's own size."""
+    model = build()
+    data = batch(model, image_shapes=[(3, H, W), (3, 96, 128)])
+    assert data["data_samples"][1].img_shape == (96, 128) and data["inputs"].shape[-2:] == (H, W)
+    seen = []
+    original = model.bbox_head.get_aux_targets
+    model.bbox_head.get_aux_targets = lambda *a, **k: seen.append(original(*a, **k)) or seen[-1]
+    losses = model.loss(data["inputs"], data["data_samples"])
+    assert torch.isfinite(total_loss(losses))
+    gt_small = data["data_samples"][1].gt_instances.bboxes
+    for out in seen:  # the small image's box targets, scaled back by its own size, are its gt boxes
+        pos = out["bbox_weights"][1, :, 0] > 0
+        assert pos.any()
+        pixels = bbox_cxcywh_to_xyxy(out["bbox_targets"][1, pos]) * torch.tensor([128.0, 96.0, 128.0, 96.0])
+        assert (torch.cdist(pixels, gt_small).min(1).values < 1e-3).all()
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(data["inputs"], data["data_samples"], rescale=False)
+        scores, boxes = model(data["inputs"], data["data_samples"], mode="tensor")
+    assert scores.shape == (2, 2, 20, NUM_CLASSES) and boxes.shape == (2, 2, 20, 4)
+    small = out[1].pred_instances.bboxes
+    assert small[:, 0::2].max() <= 128 and small[:, 1::2].max() <= 96

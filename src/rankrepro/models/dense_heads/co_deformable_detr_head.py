@@ -107,6 +107,12 @@ def check_pos_coords(pos_coords, num_images: int) -> tuple:
     return coords, labels, targets, feats, kind
 
 
+def image_factors(batch_img_metas: Sequence[dict], num_queries: int, like: Tensor) -> Tensor:
+    """(bs * Q, 4) ``[w, h, w, h]`` of each query's image (``img_shape``): scales the
+    normalised boxes of ``num_queries`` queries per image to input pixels."""
+    return torch.cat([like.new_tensor([m["img_shape"][1], m["img_shape"][0]] * 2).expand(num_queries, 4) for m in batch_img_metas])
+
+
 @MODELS.register_module()
 class CoDeformableDETRHead(DeformableDETRHead):
     """Deformable DETR head with the losses of Co-DETR's customised positive queries.
@@ -178,12 +184,7 @@ class CoDeformableDETRHead(DeformableDETRHead):
             cls_scores.reshape(-1, self.cls_out_channels), labels, label_weights, num_total_pos, num_total_neg, bbox_preds.reshape(-1, 4), bbox_targets
         )
         num_pos = torch.clamp(reduce_mean(loss_cls.new_tensor([num_total_pos])), min=1).item()
-        factors = torch.cat(
-            [
-                bbox_preds.new_tensor([meta["img_shape"][1], meta["img_shape"][0]] * 2).unsqueeze(0).repeat(num_queries, 1)
-                for meta in batch_img_metas
-            ]
-        )
+        factors = image_factors(batch_img_metas, num_queries, bbox_preds)
         bbox_preds = bbox_preds.reshape(-1, 4)
         loss_iou = self.loss_iou(
             bbox_cxcywh_to_xyxy(bbox_preds) * factors, bbox_cxcywh_to_xyxy(bbox_targets) * factors, bbox_weights, avg_factor=num_pos
