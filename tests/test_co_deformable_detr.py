@@ -576,3 +576,44 @@ def test_padded_batch_of_different_image_sizes():
     assert scores.shape == (2, 2, 20, NUM_CLASSES) and boxes.shape == (2, 2, 20, 4)
     small = out[1].pred_instances.bboxes
     assert small[:, 0::2].max() <= 128 and small[:, 1::2].max() <= 96
+
+
+def test_aux_query_made_at_a_gt_box_through_the_decoder():
+    """End to end from ``pos_coords``: an 'atss' positive whose anchor *is* its gt box, with
+    the regression branches at zero, is predicted exactly at the box on every decoder layer
+    (zero L1 / GIoU); moving the anchor off the box makes the box losses positive."""
+    model = build()
+    data = batch(model, num_items=(1, 1))
+    samples = data["data_samples"]
+    metas = [s.metainfo for s in samples]
+    for branch in model.bbox_head.reg_branches:
+        torch.nn.init.zeros_(branch[-1].weight)
+        torch.nn.init.zeros_(branch[-1].bias)
+    with torch.no_grad():
+        feats = model.extract_feat(data["inputs"])
+        _, dec_in = model.forward_transformer(feats, samples, return_memory=True)
+        pyramid = model.aux_feature_pyramid(dec_in["memory"], dec_in["spatial_shapes"])
+        locations = sum(f.shape[-2] * f.shape[-1] for f in pyramid)
+
+        def losses_for(shift):
+            coords, labels, targets = [], [], []
+            for s in samples:
+                gt = s.gt_instances.bboxes[0]
+                box = torch.zeros(locations, 4) + torch.tensor([0.0, 0.0, 8.0, 8.0])  # one anchor per location
+                box[3] = gt + shift
+                label = torch.full((locations,), NUM_CLASSES)
+                label[3] = s.gt_instances.labels[0]
+                target = torch.zeros(locations, 4)
+                target[3] = gt
+                coords.append(box), labels.append(label), targets.append(target)
+            aux_targets = model.bbox_head.get_aux_targets((coords, labels, targets, "atss"), pyramid, metas)
+            query_pos, query, refs = model.aux_queries(aux_targets, 1)
+            dec_out = model.forward_decoder(query=query, query_pos=query_pos, reference_points=refs, **{
+                k: dec_in[k] for k in ("memory", "memory_mask", "spatial_shapes", "level_start_index", "valid_ratios")})
+            return model.bbox_head.loss_aux(**dec_out, aux_targets=aux_targets, batch_img_metas=metas)
+
+        exact, shifted = losses_for(0.0), losses_for(torch.tensor([6.0, -4.0, 6.0, 5.0]))
+    for key in ("loss_bbox_aux", "loss_iou_aux", "d0.loss_bbox_aux", "d0.loss_iou_aux"):
+        assert exact[key].abs().item() < 1e-4, key
+        assert shifted[key].item() > 0.01, key
+    assert exact["loss_cls_aux"] > 0

@@ -28,7 +28,8 @@ meta (``img_shape`` scales the boxes to pixels for the IoU loss).  Its classific
 :meth:`CoDeformableDETRHead.classification_loss` (``cls_scores`` flattened to (bs*Q, C)).
 A ranking-loss head (e.g. BRS for the one-to-one head) overrides ``loss_by_targets`` (it
 needs the boxes for IoU labels and the scores for score-weighted box losses) and so changes
-the matched, encoder and auxiliary-query losses at once.
+the matched, encoder and auxiliary-query losses at once (:func:`image_factors` gives the
+per-query pixel scale of the boxes).
 
 Differences from the official code (all numerically irrelevant to the default config):
 
