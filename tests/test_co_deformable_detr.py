@@ -617,3 +617,16 @@ def test_aux_query_made_at_a_gt_box_through_the_decoder():
         assert exact[key].abs().item() < 1e-4, key
         assert shifted[key].item() > 0.01, key
     assert exact["loss_cls_aux"] > 0
+
+
+def test_init_weights_reaches_the_aux_heads_own_init():
+    """``init_weights`` applies every aux head's own ``init_cfg`` (ATSS: classification
+    bias for prior 0.01; R-CNN: fc_reg ~ N(0, 0.001)), as the official detector calls each
+    head's ``init_weights``."""
+    from mmengine.model import bias_init_with_prob
+
+    model = build()
+    atss = model.aux_dense_heads[0].atss_cls.bias
+    assert torch.allclose(atss, torch.full_like(atss, bias_init_with_prob(0.01)))
+    fc_reg = model.aux_roi_heads[0].bbox_head.fc_reg.weight
+    assert 0.0005 < fc_reg.std().item() < 0.002

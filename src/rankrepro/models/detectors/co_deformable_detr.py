@@ -61,6 +61,7 @@ import copy
 
 import torch
 from mmengine.config import ConfigDict
+from mmengine.model import ModuleList
 from torch import Tensor, nn
 
 from mmdet.models.detectors import DeformableDETR
@@ -130,8 +131,9 @@ class CoDeformableDETR(DeformableDETR):
         self.aux_rpn_head = MODELS.build(ConfigDict(copy.deepcopy(aux_rpn_head))) if aux_rpn_head is not None else None
         if aux_rpn_head is not None:
             self.aux_rpn_proposal = ConfigDict(aux_rpn_proposal) if aux_rpn_proposal is not None else self.aux_rpn_head.test_cfg
-        self.aux_roi_heads = nn.ModuleList([MODELS.build(ConfigDict(copy.deepcopy(cfg))) for cfg in aux_roi_heads])
-        self.aux_dense_heads = nn.ModuleList([MODELS.build(ConfigDict(copy.deepcopy(cfg))) for cfg in aux_dense_heads])
+        # mmengine's ModuleList (a BaseModule): init_weights reaches the heads' own init_cfg
+        self.aux_roi_heads = ModuleList([MODELS.build(ConfigDict(copy.deepcopy(cfg))) for cfg in aux_roi_heads])
+        self.aux_dense_heads = ModuleList([MODELS.build(ConfigDict(copy.deepcopy(cfg))) for cfg in aux_dense_heads])
 
     def _init_layers(self) -> None:
         """mmdet's layers, the look-forward-twice decoder, the mixed-selection content
