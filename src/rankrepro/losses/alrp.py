@@ -58,7 +58,7 @@ def alrp_loss(
     step = StepSums(pos, delta)
     negatives = ExactNegatives(step, problem)
     false_pos = negatives.false_positives
-    pos_intervals = step.locate(pos)
+    pos_intervals = step.anchor_intervals
     self_term = step_at_zero(delta)
     rank_pos = 1.0 + step.anchor_sums(pos, pos_intervals) - self_term
     rank = rank_pos + false_pos

@@ -29,7 +29,7 @@ def ap_loss(logits: Tensor, targets: Tensor, delta: float = 1.0) -> Tensor:
         return zero_terms(problem, 1)[0]
     pos = problem.pos_logits
     false_pos = negatives.false_positives
-    rank_pos = 1.0 + step.anchor_sums(pos, step.locate(pos)) - step_at_zero(step.delta)
+    rank_pos = 1.0 + step.anchor_sums(pos, step.anchor_intervals) - step_at_zero(step.delta)
     precision = rank_pos / (rank_pos + false_pos)
     ascending = torch.sort(pos, stable=True).indices
     interpolated = torch.empty_like(precision)
@@ -53,7 +53,7 @@ def bucketed_ap_loss(logits: Tensor, targets: Tensor, delta: float = 1.0) -> Ten
         return zero_terms(problem, 1)[0]
     pos = problem.pos_logits
     false_pos = negatives.false_positives
-    rank_pos = step.anchor_sums(pos, step.locate(pos))
+    rank_pos = step.anchor_sums(pos, step.anchor_intervals)
     return _mean_error(problem, false_pos / (rank_pos + false_pos), false_pos, negatives)
 
 

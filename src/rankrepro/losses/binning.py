@@ -1,66 +1,168 @@
-"""Exact ``searchsorted(table, x, right=True)`` for many x, fast on the CPU.
+"""Exact ``searchsorted(table, x, right=True)`` for many x, fast on the CPU and compilable.
 
 Placing M scores among the breakpoints of P positives is the dominant cost of the losses.
 PyTorch's CPU ``searchsorted`` runs a branchy binary search per element (about 150 ns
-each for a table of 2,000).  Here a uniform grid of cells over the table's range is laid
-first: each cell knows how many table entries lie at or below its lower edge (``base``)
-and, when exactly one entry lies inside it, that entry (``single``).  A score then costs
-one multiply-floor, two gathers and a comparison; scores falling into the rare cells with
-two or more entries fall back to ``searchsorted``.  Cell edges are widened by a margin far
-above float64 rounding, so the result is exact, ties included.
+each for a table of 2,000, still 17-20 ns for a table of 20).  Here a uniform grid of
+cells over the table's range is laid first: each cell knows how many table entries lie
+at or below its lower edge (``base``) and the few *distinct* entries inside it with their
+multiplicities.  A score then costs one multiply-floor, a few gathers and comparisons,
+whatever the size of the table.  Cell edges are widened by a margin far above float64
+rounding, so the result is exact, ties included.
+
+Two forms of the same grid:
+
+* eager (:meth:`Grid.count`): one entry per cell is compared directly; the scores
+  falling into the rare cells with two or more distinct entries take ``searchsorted``
+  (a data-dependent subset, cheap in eager mode);
+* fixed-shape (:meth:`Grid.count_fixed`): up to ``WIDTH`` distinct entries per cell are
+  compared, no data-dependent shape, so that ``torch.compile`` fuses the whole lookup
+  into the pass over the scores.  The grid is refined until no cell holds more than
+  ``WIDTH`` distinct entries (``Grid.fits``).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-# Below these sizes (or off the CPU) plain searchsorted is as fast.
-MIN_TABLE = 64
+# Below this many queries (or off the CPU) plain searchsorted is as fast in eager mode.
 MIN_QUERIES = 1 << 16
 CELLS_PER_ENTRY = 16
+# The fixed-shape form compares up to WIDTH distinct entries per cell and refines the grid
+# (doubling the cells) up to MAX_CELLS_PER_ENTRY to get there.
+WIDTH = 3
+MAX_CELLS_PER_ENTRY = 64
 
 
 def count_at_or_below(table: Tensor, x: Tensor) -> Tensor:
-    """``#{table <= x}`` for every x: ``torch.searchsorted(table, x, right=True)``.
+    """``#{table <= x}`` for every x (int64): ``torch.searchsorted(table, x, right=True)``.
 
     ``table`` is sorted float64; ``x`` float64 and finite.
     """
-    if x.device.type != "cpu" or table.numel() < MIN_TABLE or x.numel() < MIN_QUERIES:
+    if x.device.type != "cpu" or x.numel() < MIN_QUERIES:
         return torch.searchsorted(table, x, right=True)
-    low, high = table[0].item(), table[-1].item()
-    if not high > low:
+    grid = Grid.build(table)
+    if grid is None:
         return torch.searchsorted(table, x, right=True)
-    grid = _Grid(table, low, high)
-    cell = (x * grid.scale).add_(1.0 - low * grid.scale).floor_().clamp_(0, grid.cells + 1).long()
-    # index_select: several times faster than advanced indexing for 1-D gathers on CPU.
-    counts = grid.base.index_select(0, cell)
-    single = grid.single.index_select(0, cell)
-    counts += single <= x
-    if grid.crowded:  # only then can a cell hold NaN (two or more entries): search those exactly
-        where = torch.nonzero(torch.isnan(single)).squeeze(1)
-        if where.numel():
-            counts[where] = torch.searchsorted(table, x[where], right=True)
-    return counts
+    return grid.count(x)
 
 
-class _Grid:
-    """Cells 1..G cover [low, high]; cell 0 is everything below, cell G + 1 above."""
+class Grid:
+    """Cells 1..G cover [low, high]; cell 0 is everything below, cell G + 1 above.
 
-    def __init__(self, table: Tensor, low: float, high: float) -> None:
-        self.cells = CELLS_PER_ENTRY * table.numel()
-        self.scale = self.cells / (high - low)
-        margin = (high - low) * 1e-9
-        edges = low + torch.arange(self.cells + 1, dtype=table.dtype, device=table.device) / self.scale
-        neg_inf = torch.tensor([-float("inf")], dtype=table.dtype, device=table.device)
-        pos_inf = torch.tensor([float("inf")], dtype=table.dtype, device=table.device)
-        lower = torch.cat((neg_inf, edges - margin))  # lower edge of cells 0..G+1
-        upper = torch.cat((edges + margin, pos_inf))  # upper edge of cells 0..G+1
+    Attributes (all over the G + 2 cells): ``base`` (int64) the count at the cell's lower
+    edge; ``values`` (WIDTH, G + 2) float64 the distinct table entries inside the cell in
+    ascending order, +inf where there are fewer; ``mults`` (WIDTH, G + 2) int64 how often
+    each occurs in the table (0 for the padding).  ``single`` / ``mult`` are the eager form:
+    the one distinct entry of a cell, NaN where the cell holds two or more (``crowded``).
+    """
+
+    def __init__(self, table: Tensor, low: float, high: float, cells_per_entry: int) -> None:
+        device, dtype = table.device, table.dtype
+        self.table = table
+        distinct, multiplicity = torch.unique_consecutive(table, return_counts=True)
+        below = torch.zeros(distinct.numel() + 1, dtype=torch.long, device=device)
+        torch.cumsum(multiplicity, 0, out=below[1:])  # below[j] = #{table < distinct[j]}
+        self.cells = cells_per_entry * table.numel()
+        self.low = low
+        self.scale = self.cells / (high - low)  # cell = floor((x - low) * scale + 1), clamped
+        # Far above the rounding of the cell computation and of the edges (relative to the
+        # range, and to the magnitude of the scores when it dwarfs the range).
+        margin = (high - low) * 1e-9 + max(abs(low), abs(high)) * 1e-13
+        edges = low + torch.arange(self.cells + 1, dtype=dtype, device=device) / self.scale
+        inf = torch.tensor([float("inf")], dtype=dtype, device=device)
+        lower = torch.cat((-inf, edges - margin))  # lower edge of cells 0..G+1
+        upper = torch.cat((edges + margin, inf))  # upper edge of cells 0..G+1
         # Every x put into a cell lies within [lower, upper] of that cell, so its count is
-        # between the counts at the two edges; one entry in between is compared directly.
-        self.base = torch.searchsorted(table, lower, right=True)
-        inside = torch.searchsorted(table, upper, right=True) - self.base
-        self.single = torch.full_like(lower, float("inf"))
-        one = inside == 1
-        self.single[one] = table[self.base[one]]
-        self.single[inside > 1] = float("nan")
-        self.crowded = bool((inside > 1).any())
+        # the count at the lower edge plus the multiplicities of the entries in between
+        # that are <= x.
+        first = torch.searchsorted(distinct, lower, right=True)
+        inside = torch.searchsorted(distinct, upper, right=True) - first
+        self.base = below[first]
+        self.width = int(inside.max())
+        padded_distinct = torch.cat((distinct, inf))
+        padded_mult = torch.cat((multiplicity, multiplicity.new_zeros(1)))
+        rows = []
+        for w in range(WIDTH):
+            present = inside > w
+            at = torch.where(present, first + w, distinct.numel())
+            rows.append((padded_distinct[at], padded_mult[at]))
+        self.values = torch.stack([v for v, _ in rows])
+        self.mults = torch.stack([m for _, m in rows])
+        self.single = torch.where(inside > 1, torch.full_like(self.values[0], float("nan")), self.values[0])
+        self.mult = self.mults[0]
+        self.crowded = self.width > 1
+        self.tied = bool((multiplicity > 1).any())
+
+    @classmethod
+    def build(cls, table: Tensor, fixed: bool = False) -> "Grid | None":
+        """The grid of a sorted float64 ``table``; None if it has no range (empty or constant).
+
+        ``fixed``: refine until every cell holds at most ``WIDTH`` distinct entries (for
+        :meth:`count_fixed`); if even ``MAX_CELLS_PER_ENTRY`` is not enough, the returned
+        grid has ``fits`` False.
+        """
+        if table.numel() == 0:
+            return None
+        low, high = table[0].item(), table[-1].item()
+        if not high > low:  # a constant table: any range around it will do
+            span = max(1.0, abs(low))
+            low, high = low - span, high + span
+        per_entry = CELLS_PER_ENTRY
+        grid = cls(table, low, high, per_entry)
+        while fixed and grid.width > WIDTH and per_entry < MAX_CELLS_PER_ENTRY:
+            per_entry *= 2
+            grid = cls(table, low, high, per_entry)
+        return grid
+
+    @property
+    def fits(self) -> bool:
+        return self.width <= WIDTH
+
+    def count(self, x: Tensor) -> Tensor:
+        """Eager form: one direct comparison per score; crowded cells by searchsorted."""
+        cell = _cell_of(x, self.low, self.scale, self.cells + 1.0)
+        # index_select: several times faster than advanced indexing for 1-D gathers on CPU.
+        counts = self.base.index_select(0, cell)
+        single = self.single.index_select(0, cell)
+        hit = single <= x
+        if self.tied:
+            counts += self.mult.index_select(0, cell) * hit
+        else:
+            counts += hit
+        if self.crowded:  # only there can a cell hold NaN: search those scores exactly
+            where = torch.nonzero(torch.isnan(single)).squeeze(1)
+            if where.numel():
+                counts[where] = self._search(x[where])
+        return counts
+
+    def count_fixed(self, x: Tensor) -> Tensor:
+        """Fixed-shape form (requires ``fits``): the same counts without data-dependent shapes."""
+        mults = self.mults if self.tied else None
+        return count_with_grid(x, self.base, self.values, mults, self.low, self.scale, self.cells + 1.0)
+
+    def _search(self, x: Tensor) -> Tensor:
+        # The scores of crowded cells: the fixed-shape comparison is exact when the grid
+        # fits, otherwise compare against the cell's whole range.
+        if self.fits:
+            return self.count_fixed(x)
+        return torch.searchsorted(self.table, x, right=True)
+
+
+def _cell_of(x: Tensor, low, scale, last, dtype=torch.int64) -> Tensor:
+    """The cell of every finite x (``low``, ``scale``, ``last`` = G + 1: numbers or 0-dim
+    tensors).  x - low first: exact near the table, so rounding stays within the margin."""
+    # clamped before the cast: everything is >= 0, so truncation is the floor.
+    return (x - low).mul_(scale).add_(1.0).clamp_min_(0.0).clamp_max_(last).to(dtype)
+
+
+def count_with_grid(x: Tensor, base: Tensor, values: Tensor, mults: Tensor | None, low, scale, last) -> Tensor:
+    """``#{table <= x}`` from a grid's tensors (see :class:`Grid`; ``last`` = G + 1), with
+    fixed shapes only: the form that ``torch.compile`` fuses into one loop over x.  ``mults``
+    None: no tied table entries (every multiplicity 1; the padding is +inf, never <= x).
+    The counts have ``base``'s integer dtype."""
+    cell = _cell_of(x, low, scale, last, base.dtype)
+    counts = base.index_select(0, cell)
+    for w in range(WIDTH):
+        hit = values[w].index_select(0, cell) <= x
+        counts = counts + (hit if mults is None else mults[w].index_select(0, cell) * hit)
+    return counts

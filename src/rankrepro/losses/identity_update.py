@@ -12,17 +12,19 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .passes import NegativeGradient
 from .scores import RankingProblem
 
 # Per loss term: the gradient w.r.t. the P positives and w.r.t. all M flat entries from
-# the negatives (zero elsewhere); None = zero.
-TermGradient = Tuple[Optional[Tensor], Optional[Tensor]]
+# the negatives (zero elsewhere), the latter as P-length tables evaluated by one pass over M
+# in backward (:class:`~rankrepro.losses.passes.NegativeGradient`); None = zero.
+TermGradient = Tuple[Optional[Tensor], Optional[NegativeGradient]]
 
 
 class _IdentityUpdate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, values, pos_index, term_grads):  # noqa: D401 - autograd API
-        # Only what backward needs is kept: not the float64 copies of the scores.
+        # Only what backward needs is kept: P-length tables and the entries' intervals.
         ctx.logits_meta = (logits.shape, logits.dtype, logits.device)
         ctx.pos_index = pos_index
         ctx.term_grads = term_grads
@@ -31,7 +33,7 @@ class _IdentityUpdate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grad_outputs):
         shape, dtype, device = ctx.logits_meta
-        pos, neg = None, None
+        pos, neg_terms = None, []
         for grad_out, (pos_grad, neg_grad) in zip(grad_outputs, ctx.term_grads):
             if grad_out is None:
                 continue
@@ -39,11 +41,14 @@ class _IdentityUpdate(torch.autograd.Function):
             if pos_grad is not None:
                 pos = scale * pos_grad if pos is None else pos + scale * pos_grad
             if neg_grad is not None:
-                neg = scale * neg_grad if neg is None else neg + scale * neg_grad
-        if neg is None:
+                neg_terms.append((scale, neg_grad))
+        grad = None
+        for intervals in {id(term.intervals): term.intervals for _, term in neg_terms}.values():
+            # Terms placed the same way share one pass over M (all losses here have one).
+            part = neg_terms[0][1].combine([t for t in neg_terms if t[1].intervals is intervals])
+            grad = part if grad is None else grad.add_(part)
+        if grad is None:
             grad = torch.zeros(shape.numel(), dtype=dtype, device=device)
-        else:
-            grad = neg.to(dtype)
         if pos is not None:
             grad[ctx.pos_index] = pos.to(dtype)
         return grad.view(shape), None, None, None
@@ -74,4 +79,5 @@ def distribute_over_negatives(error: Tensor, false_pos: Tensor, negatives, activ
     zero = torch.zeros_like(error)
     pos_grad = -torch.where(active, error, zero) / num_pos
     weights = torch.where(active, error / false_pos.clamp_min(torch.finfo(false_pos.dtype).tiny), zero)
-    return pos_grad, negatives.gradient(weights) / num_pos
+    # The weights are >= 0 (errors >= 0): the negatives' gradient is >= 0 before scaling.
+    return pos_grad, negatives.gradient(weights / num_pos, nonnegative=True)

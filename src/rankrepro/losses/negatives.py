@@ -10,22 +10,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .binning import count_at_or_below
+from .passes import NegativeGradient, place
 from .scores import RankingProblem
 from .step_sums import StepSums
 
 
 class ExactNegatives:
-    """Every negative counts with its own score."""
+    """Every negative counts with its own score.
+
+    One pass over all M entries places them among the breakpoints of the positives
+    (:func:`~rankrepro.losses.passes.place`); N_FP(i) comes from the per-interval counts and
+    score sums, the gradient is the per-interval linear function of ``StepSums.item_tables``.
+    """
 
     def __init__(self, step: StepSums, problem: RankingProblem) -> None:
         self._step = step
-        self._scores = problem.neg_scores
-        self._intervals = step.locate(problem.neg_scores, problem.neg_mask)
-        self.false_positives = step.anchor_sums(problem.neg_scores, self._intervals)
+        self._problem = problem
+        self._placement = place(problem, step.breakpoints, step.anchor_intervals)
+        counts, sums = self._placement.counts, self._placement.sums
+        self.false_positives = step.anchor_sums_from(counts, sums if step.delta > 0 else None)
 
-    def gradient(self, anchor_weights: Tensor) -> Tensor:
-        return self._step.item_sums(self._scores, self._intervals, anchor_weights)
+    def gradient(self, anchor_weights: Tensor, nonnegative: bool = False) -> NegativeGradient:
+        """sum_i anchor_weights_i H(s_n - s_i) for every negative n (0 elsewhere), deferred
+        to the backward pass; ``nonnegative``: all weights are >= 0."""
+        slope, intercept = self._step.item_tables(anchor_weights)
+        return NegativeGradient(self._problem, self._placement.intervals, slope, intercept, nonnegative)
 
 
 class BucketedNegatives:
@@ -39,30 +48,51 @@ class BucketedNegatives:
     the exact loss (every member of a bucket then has the same step values as its mean;
     the mean is clamped into the bucket's score range against rounding).
     Buckets need no sort of the negatives: a negative's bucket is the number of positives
-    scoring strictly above it, found by binary search over the P sorted positives.
+    scoring strictly above it.  The one pass over M places the entries among the merged
+    table of the positives' scores and their breakpoints (the same table for delta = 0);
+    each of its intervals lies inside one bucket and one interval of the breakpoints (the
+    relevance threshold min positive - delta is the first breakpoint), so bucket sizes and
+    sums follow from the per-interval histograms with P-length operations.
     """
 
     def __init__(self, step: StepSums, problem: RankingProblem) -> None:
-        scores = problem.neg_scores
-        descending = torch.sort(problem.pos_logits, descending=True).values
-        num_pos = descending.numel()
+        pos = problem.pos_logits
+        num_pos = pos.numel()
+        ascending = torch.sort(pos).values
+        if step.delta > 0:
+            table = torch.sort(torch.cat((step.breakpoints, ascending))).values
+            pos_intervals = torch.searchsorted(table, pos, right=True)
+        else:  # the breakpoints are the positives' scores
+            table, pos_intervals = step.breakpoints, step.anchor_intervals
+        placement = place(problem, table, pos_intervals)
+        # Interval j of the table (entries in [table[j-1], table[j])) lies in bucket
+        # #{positives > s} and in breakpoint interval #{breakpoints <= s} (0: irrelevant);
+        # P + 1 is the trash bucket (irrelevant, ignored entries), with no count and no gradient.
+        zero = table.new_zeros(1, dtype=torch.long)
+        above = num_pos - torch.cat((zero, torch.searchsorted(ascending, table, right=True)))
+        relevant = torch.cat((zero, torch.searchsorted(step.breakpoints, table, right=True))) > 0
+        bucket_of = torch.cat((torch.where(relevant, above, num_pos + 1), zero + num_pos + 1))
+        counts = pos.new_zeros(num_pos + 2).index_add_(0, bucket_of, placement.counts)[: num_pos + 1]
+        sums = pos.new_zeros(num_pos + 2).index_add_(0, bucket_of, placement.sums)[: num_pos + 1]
+        descending = ascending.flip(0)
         lowest = descending[-1] - step.delta
         # bucket k holds the negatives in [descending[k], descending[k - 1]) (k = 0: no
-        # upper bound, k = P: down to the relevance threshold); P + 1 is the trash bucket
-        # of non-negatives and irrelevant negatives, with no count and no gradient.
-        self._bucket = num_pos - count_at_or_below(descending.flip(0), scores)
-        self._bucket.masked_fill_(~problem.neg_mask | (scores < lowest), num_pos + 1)
-        counts = torch.bincount(self._bucket, minlength=num_pos + 2)[: num_pos + 1].to(scores.dtype)
-        sums = torch.bincount(self._bucket, weights=scores, minlength=num_pos + 2)[: num_pos + 1]
+        # upper bound, k = P: down to the relevance threshold).
         floor = torch.cat((descending, lowest.reshape(1)))
         ceiling = torch.cat((descending.new_full((1,), float("inf")), descending))
         ceiling = torch.nextafter(ceiling, torch.full_like(ceiling, -float("inf")))
         self._means = torch.minimum(torch.maximum(sums / counts.clamp_min(1.0), floor), ceiling)
         self._step = step
+        self._problem = problem
+        self._bucket_of = bucket_of
+        self._placement = placement
         self._intervals = step.locate(self._means)
         self.false_positives = step.anchor_sums(self._means, self._intervals, counts)
 
-    def gradient(self, anchor_weights: Tensor) -> Tensor:
+    def gradient(self, anchor_weights: Tensor, nonnegative: bool = False) -> NegativeGradient:
+        """Each negative's bucket's sum_i anchor_weights_i H(mean - s_i), deferred to backward;
+        ``nonnegative``: all weights are >= 0."""
         per_bucket = self._step.item_sums(self._means, self._intervals, anchor_weights)
         per_bucket = torch.cat((per_bucket, per_bucket.new_zeros(1)))
-        return per_bucket.index_select(0, self._bucket)
+        table = per_bucket[self._bucket_of]
+        return NegativeGradient(self._problem, self._placement.intervals, None, table, nonnegative)

@@ -92,7 +92,7 @@ def _rank_sort(logits: Tensor, targets: Tensor, delta: float, name: str, negativ
     step = StepSums(pos, delta)
     negatives = negatives_type(step, problem)
     false_pos = negatives.false_positives
-    pos_intervals = step.locate(pos)
+    pos_intervals = step.anchor_intervals
     rank_pos = step.anchor_sums(pos, pos_intervals)
     ranking = false_pos / (rank_pos + false_pos)
     sorting, sort_pos_grad = sorting_errors(step, pos_intervals, problem.pos_targets, rank_pos, eps=eps)

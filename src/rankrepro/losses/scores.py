@@ -1,6 +1,7 @@
 """Input checks and the positive / negative split shared by every ranking loss."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -9,20 +10,22 @@ from torch import Tensor
 
 @dataclass
 class RankingProblem:
-    """The scores of one loss call, split by label, in float64.
+    """The scores of one loss call, split by label.
 
     ``targets > 0`` are positives (the value is kept: the continuous label of RS Loss),
     ``targets == 0`` negatives and ``targets < 0`` are ignored entirely.  Positives are
-    gathered (there are few); negatives stay in place over all M flat entries (score 0
-    elsewhere), so that no pass over M has to compact them.
+    gathered in float64 (there are few); everything else stays in place over all M flat
+    entries, in the caller's dtype: the one pass over M (:mod:`~rankrepro.losses.passes`)
+    places every entry and removes the positives afterwards with P-length operations.
     """
 
     logits: Tensor  # the caller's tensor, any shape, dtype and device
+    flat: Tensor  # detached flat logits (M,), caller's dtype; finite (see split_scores)
+    flat_targets: Tensor  # detached flat targets (M,)
     pos_index: Tensor  # flat indices of the positives, (P,)
     pos_logits: Tensor  # float64 (P,)
     pos_targets: Tensor  # float64 (P,)
-    neg_mask: Tensor  # bool (M,)
-    neg_scores: Tensor  # float64 (M,): the score at negatives, 0 elsewhere
+    has_ignored: bool  # whether any target is < 0 (those entries must be masked out)
 
     @property
     def num_pos(self) -> int:
@@ -43,7 +46,13 @@ def _all_finite(x: Tensor) -> bool:
 
 
 def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProblem:
-    """Validate ``logits`` / ``targets`` and split them into positives and negatives."""
+    """Validate ``logits`` / ``targets`` and split them into positives and the rest.
+
+    Passes over M: one min/max of the targets (finiteness and whether any is ignored),
+    one sum of the logits (finiteness), one comparison and one ``nonzero`` for the
+    positives.  Non-finite logits at ignored entries are allowed; they are replaced by 0
+    in ``flat`` (a copy), so that later passes may place every entry.
+    """
     if not isinstance(logits, Tensor) or not isinstance(targets, Tensor):
         raise TypeError(f"{loss_name}: logits and targets must be torch tensors")
     if logits.shape != targets.shape:
@@ -57,20 +66,30 @@ def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProb
         raise ValueError(f"{loss_name}: logits on {logits.device} but targets on {targets.device}")
     flat = logits.detach().reshape(-1)
     flat_targets = targets.detach().reshape(-1)
-    if not _all_finite(flat_targets):
-        raise ValueError(f"{loss_name}: targets contain NaN or inf")
-    if not _all_finite(flat) and not (torch.isfinite(flat) | (flat_targets < 0)).all():
-        raise ValueError(
-            f"{loss_name}: logits contain NaN or inf at non-ignored entries "
-            "(ranking losses need finite scores; check the classifier for divergence)"
-        )
-    neg_mask = flat_targets == 0
+    has_ignored = False
+    if flat_targets.numel() and not flat_targets.is_floating_point():  # integer labels: finite
+        has_ignored = bool((flat_targets < 0).any())
+    elif flat_targets.numel():
+        # aminmax propagates NaN and shows an inf as the min or the max: finite iff both are.
+        low, high = (v.item() for v in torch.aminmax(flat_targets))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"{loss_name}: targets contain NaN or inf")
+        has_ignored = low < 0
+    if not _all_finite(flat):
+        finite = torch.isfinite(flat)
+        if not (finite | (flat_targets < 0)).all():
+            raise ValueError(
+                f"{loss_name}: logits contain NaN or inf at non-ignored entries "
+                "(ranking losses need finite scores; check the classifier for divergence)"
+            )
+        flat = flat.masked_fill(~finite, 0.0)  # only ignored entries change
     pos_index = torch.nonzero(flat_targets > 0).squeeze(1)
     return RankingProblem(
         logits=logits,
+        flat=flat,
+        flat_targets=flat_targets,
         pos_index=pos_index,
-        pos_logits=flat[pos_index].to(torch.float64),
-        pos_targets=flat_targets[pos_index].to(torch.float64),
-        neg_mask=neg_mask,
-        neg_scores=flat.to(torch.float64, copy=True).masked_fill_(~neg_mask, 0.0),
+        pos_logits=flat.index_select(0, pos_index).to(torch.float64),
+        pos_targets=flat_targets.index_select(0, pos_index).to(torch.float64),
+        has_ignored=has_ignored,
     )

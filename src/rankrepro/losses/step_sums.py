@@ -68,6 +68,8 @@ class StepSums:
         self.ramp_start = torch.searchsorted(self.breakpoints, starts)
         self.ramp_end = torch.searchsorted(self.breakpoints, ends)
         self.num_intervals = self.breakpoints.numel() + 1
+        # The anchors' own intervals (P-length): every loss needs them.
+        self.anchor_intervals = torch.searchsorted(self.breakpoints, anchors, right=True)
 
     @property
     def excluded(self) -> int:
@@ -81,12 +83,16 @@ class StepSums:
             intervals.masked_fill_(~mask, self.excluded)
         return intervals
 
-    def _prefix(self, intervals: Tensor, weights: Tensor | None) -> Tensor:
-        """Sums of ``weights`` (or counts) over intervals 0..j-1, for j = 0..num_intervals."""
+    def _per_interval(self, intervals: Tensor, weights: Tensor | None) -> Tensor:
+        """Sums of ``weights`` (or counts) per interval, float64 (``num_intervals + 1`` entries)."""
+        sums = torch.bincount(intervals, weights=weights, minlength=self.num_intervals + 1)
+        return sums.to(torch.float64)
+
+    def _prefix_of(self, per_interval: Tensor) -> Tensor:
+        """Sums over intervals 0..j-1, for j = 0..num_intervals."""
         k = self.num_intervals
-        per_interval = torch.bincount(intervals, weights=weights, minlength=k + 1)[:k]
-        prefix = torch.zeros(k + 1, dtype=torch.float64, device=intervals.device)
-        prefix[1:] = per_interval.cumsum(0)
+        prefix = torch.zeros(k + 1, dtype=torch.float64, device=per_interval.device)
+        torch.cumsum(per_interval[:k], 0, out=prefix[1:])
         return prefix
 
     def anchor_sums(self, scores: Tensor, intervals: Tensor, weights: Tensor | None = None) -> Tensor:
@@ -94,13 +100,23 @@ class StepSums:
 
         ``intervals`` is ``locate(scores)``; ``weights`` default to one (a count).
         """
-        weight_sum = self._prefix(intervals, weights)
+        score_sums = None
+        if self.delta > 0:
+            score_sums = self._per_interval(intervals, scores if weights is None else weights * scores)
+        return self.anchor_sums_from(self._per_interval(intervals, weights), score_sums)
+
+    def anchor_sums_from(self, weight_sums: Tensor, score_sums: Tensor | None) -> Tensor:
+        """``anchor_sums`` from per-interval sums of the weights and of weights * scores
+        (float64, at least ``num_intervals`` entries; further entries are ignored), as one
+        pass over the items gives them (:func:`~rankrepro.losses.passes.place`).
+        ``score_sums`` is not used (may be None) for the hard step."""
+        weight_sum = self._prefix_of(weight_sums)
         # Items strictly above the ramp: H = 1.
         above = weight_sum[-1] - weight_sum[self.ramp_end + 1]
         if self.delta == 0:
             return above
         # Items on the ramp: sum_n u_n ((s_n - s_i) / (2 delta) + 1/2).
-        score_sum = self._prefix(intervals, scores if weights is None else weights * scores)
+        score_sum = self._prefix_of(score_sums)
         ramp_weight = weight_sum[self.ramp_end + 1] - weight_sum[self.ramp_start + 1]
         ramp_score = score_sum[self.ramp_end + 1] - score_sum[self.ramp_start + 1]
         ramp = (ramp_score - self.anchors * ramp_weight) / (2 * self.delta) + 0.5 * ramp_weight
@@ -112,6 +128,15 @@ class StepSums:
         Inside interval k, G is ``slope_k * s_n + intercept_k``; both are built from
         difference arrays over the anchors' breakpoints and one cumulative sum.
         """
+        slope, intercept = self.item_tables(anchor_weights)
+        if slope is None:
+            return intercept.index_select(0, intervals)
+        return slope.index_select(0, intervals).mul_(scores).add_(intercept.index_select(0, intervals))
+
+    def item_tables(self, anchor_weights: Tensor) -> tuple[Tensor | None, Tensor]:
+        """G of ``item_sums`` per interval: ``(slope, intercept)`` with G(n) = slope[k_n] * s_n
+        + intercept[k_n]; ``num_intervals + 1`` entries, the last (excluded) zero; slope is
+        None for the hard step (G constant per interval)."""
         w = anchor_weights
         size = self.num_intervals + 1  # the last entry is the excluded interval: zero
         intercept = torch.zeros(size, dtype=w.dtype, device=w.device)
@@ -119,7 +144,7 @@ class StepSums:
             intercept.index_add_(0, self.ramp_start + 1, w)
             intercept = intercept.cumsum_(0)
             intercept[-1] = 0.0
-            return intercept.index_select(0, intervals)
+            return None, intercept
         slope = torch.zeros(size, dtype=w.dtype, device=w.device)
         w_slope = w / (2 * self.delta)
         w_offset = w * (0.5 - self.anchors / (2 * self.delta))
@@ -130,4 +155,4 @@ class StepSums:
         slope = slope.cumsum_(0)
         intercept = intercept.cumsum_(0)
         slope[-1] = intercept[-1] = 0.0  # the excluded interval
-        return slope.index_select(0, intervals).mul_(scores).add_(intercept.index_select(0, intervals))
+        return slope, intercept

@@ -1,0 +1,199 @@
+"""The only two passes of a ranking loss over all M entries, eager or compiled.
+
+Every loss here (RS, BRS, AP, BAP, aLRP) touches all M logits exactly twice:
+
+* forward, :func:`place`: each entry's interval among a sorted table of P-dependent
+  breakpoints (a grid lookup, :mod:`~rankrepro.losses.binning`), and per interval the
+  number of entries and the sum of their scores (float64).  All entries are placed,
+  positives included: the positives' contributions are removed afterwards with P-length
+  operations (their intervals are known from the P-length work), so no pass has to mask
+  or compact the negatives.  Ignored entries (target < 0) go to an extra last interval.
+* backward, :class:`NegativeGradient`: the gradient each entry receives from the identity
+  update is, inside an interval, ``slope * s + intercept`` (RS paper Eq. 12 summed over
+  the positives; a constant per bucket for the bucketed losses): one gather from two
+  P-length tables and one multiply-add, in float64, written in the logits' dtype.
+
+Everything between the two passes is O(P log P).
+
+The compiled path (``torch.compile(dynamic=True)``; on CPU C++ through the host compiler,
+on CUDA Triton) fuses each pass into one loop over M.  It is off by default; switch it on
+with the environment variable ``RANKREPRO_COMPILE=1`` or :func:`set_compiled`.  Compiling
+costs seconds on the first call of each variant (measured in the README's benchmark
+section); varying M and P do not recompile (``dynamic=True``, the grid's scalars passed as
+a tensor).  The counts and sums are float64, so the compiled and the eager path agree to
+rounding (the order of the float64 additions may differ on parallel devices).
+
+Precision: counts are float64 (exact below 2**53); score sums are float64 because the
+ramp term subtracts two of them (sum of scores minus anchor times count) and float32 would
+lose the exactness the oracle tests check (1e-9); the gradient is computed in float64 and
+rounded once to the logits' dtype, as the float64 run would give it.  Interval indices are
+int64 in eager mode (what ``searchsorted`` returns and ``bincount`` takes, no conversion
+pass), int32 in the compiled pass.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .binning import MIN_QUERIES, Grid, count_at_or_below, count_with_grid
+from .scores import RankingProblem
+
+_ENV = "RANKREPRO_COMPILE"
+# Below this many entries the passes stay eager even when compiled is on: the fixed-shape
+# grid and the compiled call cost more than they save.
+MIN_COMPILED = MIN_QUERIES
+_state = {"compiled": os.environ.get(_ENV, "0") not in ("", "0")}
+_compiled_fns: dict = {}
+
+
+def set_compiled(enabled: bool) -> None:
+    """Use the ``torch.compile``d passes over M (True) or the eager ones (False, the default
+    unless the environment variable ``RANKREPRO_COMPILE=1`` is set)."""
+    _state["compiled"] = bool(enabled)
+
+
+def compiled_enabled() -> bool:
+    """Whether the passes over M run compiled (see :func:`set_compiled`)."""
+    return _state["compiled"]
+
+
+def _compiled(fn):
+    if fn not in _compiled_fns:
+        _compiled_fns[fn] = torch.compile(fn, dynamic=True)
+    return _compiled_fns[fn]
+
+
+@dataclass
+class Placement:
+    """Where the M entries lie among a table of n breakpoints.
+
+    ``intervals`` (M,) int64: #{table <= s} for every entry, n + 1 for ignored entries;
+    ``counts`` / ``sums`` (n + 2,) float64: per interval, the number and the score sum of
+    the entries that are neither positive nor ignored (the last interval holds nothing).
+    """
+
+    intervals: Tensor
+    counts: Tensor
+    sums: Tensor
+
+
+def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor) -> Placement:
+    """The forward pass over M: place every entry among the sorted float64 ``table``.
+
+    ``pos_intervals`` are the positives' intervals (``#{table <= s_i}``, P-length work):
+    their counts and scores are taken out of the histograms afterwards.
+    """
+    bins = table.numel() + 2
+    x = problem.flat
+    placed = None
+    if compiled_enabled() and x.numel() >= MIN_COMPILED:
+        grid = Grid.build(table, fixed=True)
+        if grid is not None and grid.fits:
+            params = torch.tensor([grid.low, grid.scale, grid.cells + 1.0], dtype=torch.float64, device=x.device)
+            # int32 indices in the compiled pass: narrower, and measured faster than int64.
+            mults = grid.mults.to(torch.int32) if grid.tied else None
+            placed = _compiled(_forward_pass)(
+                x, problem.flat_targets, grid.base.to(torch.int32), grid.values, mults, params, bins
+            )
+    if placed is None:
+        placed = _forward_pass_eager(x, problem, table, bins)
+    intervals, counts, sums = placed
+    counts.index_add_(0, pos_intervals, torch.full_like(problem.pos_logits, -1.0))
+    sums.index_add_(0, pos_intervals, problem.pos_logits, alpha=-1)
+    return Placement(intervals, counts, sums)
+
+
+def _forward_pass_eager(x: Tensor, problem: RankingProblem, table: Tensor, bins: int):
+    x64 = x.to(torch.float64)
+    intervals = count_at_or_below(table, x64)
+    if problem.has_ignored:
+        intervals.masked_fill_(problem.flat_targets < 0, bins - 1)
+    counts = torch.bincount(intervals, minlength=bins).to(torch.float64)
+    sums = torch.bincount(intervals, weights=x64, minlength=bins)
+    return intervals, counts, sums
+
+
+def _forward_pass(x: Tensor, targets: Tensor, base: Tensor, values: Tensor, mults: Optional[Tensor],
+                  params: Tensor, bins: int):
+    """The compiled form of the forward pass (fixed shapes; one fused loop over M)."""
+    x64 = x.to(torch.float64)
+    intervals = count_with_grid(x64, base, values, mults, params[0], params[1], params[2])
+    intervals = torch.where(targets < 0, bins - 1, intervals)  # ignored: the last interval
+    counts = torch.zeros(bins, dtype=torch.float64, device=x.device).index_add_(0, intervals, torch.ones_like(x64))
+    sums = torch.zeros(bins, dtype=torch.float64, device=x.device).index_add_(0, intervals, x64)
+    return intervals, counts, sums
+
+
+class NegativeGradient:
+    """The identity-update gradient of all M entries from the negatives' side, kept as
+    P-length tables until backward: entry n gets ``slope[k_n] * s_n + intercept[k_n]``
+    (``slope`` None: ``intercept[k_n]``), with k_n its interval; the tables are zero at the
+    last (ignored) interval, and the positives' entries are overwritten by their own
+    gradient.  ``nonnegative``: the exact values are >= 0 (sums of H with non-negative
+    weights), so a rounding residue below 0 (slope * s + intercept cancel where the ramp
+    starts) is set to 0, keeping the sign properties of the identity update exact.
+    """
+
+    def __init__(self, problem: RankingProblem, intervals: Tensor, slope: Optional[Tensor], intercept: Tensor,
+                 nonnegative: bool = False):
+        self.flat = problem.flat
+        self.intervals = intervals
+        self.slope = slope
+        self.intercept = intercept
+        self.nonnegative = nonnegative
+
+    def combine(self, terms) -> Tensor:
+        """sum_t scale_t * gradient_t over ``terms`` [(float64 0-dim scale, NegativeGradient)]
+        that share ``intervals``: one pass over M, in the logits' dtype."""
+        if len(terms) == 1 and terms[0][1].nonnegative:
+            scale, term = terms[0]
+            if term.slope is None:  # constant per interval: clamp the table itself
+                return gradient_pass(self.flat, self.intervals, None, term.intercept.clamp_min(0.0) * scale)
+            return gradient_pass(self.flat, self.intervals, term.slope, term.intercept, scale)
+        slope = intercept = None
+        for scale, term in terms:
+            if term.slope is not None:
+                slope = scale * term.slope if slope is None else slope + scale * term.slope
+            intercept = scale * term.intercept if intercept is None else intercept + scale * term.intercept
+        return gradient_pass(self.flat, self.intervals, slope, intercept)
+
+
+def gradient_pass(x: Tensor, intervals: Tensor, slope: Optional[Tensor], intercept: Tensor,
+                  scale: Optional[Tensor] = None) -> Tensor:
+    """``slope[k] * x + intercept[k]`` (or ``intercept[k]``) in float64, returned in x's dtype.
+
+    With ``scale`` (0-dim float64): ``scale * max(0, slope[k] * x + intercept[k])``.
+    """
+    if compiled_enabled() and x.numel() >= MIN_COMPILED:
+        if slope is None:
+            return _compiled(_gather_pass)(x, intervals, intercept)
+        if scale is None:
+            return _compiled(_gradient_pass)(x, intervals, slope, intercept)
+        return _compiled(_scaled_gradient_pass)(x, intervals, slope, intercept, scale)
+    if slope is None:
+        return _gather_pass(x, intervals, intercept)
+    if scale is not None:  # scale the tables (P-length), clamp on the side of scale's sign
+        slope, intercept = slope * scale, intercept * scale
+    grad = intercept.index_select(0, intervals)
+    grad.addcmul_(slope.index_select(0, intervals), x)  # x is promoted to float64 on the fly
+    if scale is not None:
+        grad = grad.clamp_min_(0.0) if scale.item() >= 0 else grad.clamp_max_(0.0)
+    return grad.to(x.dtype)
+
+
+def _gradient_pass(x: Tensor, intervals: Tensor, slope: Tensor, intercept: Tensor) -> Tensor:
+    grad = slope.index_select(0, intervals) * x.to(torch.float64) + intercept.index_select(0, intervals)
+    return grad.to(x.dtype)
+
+
+def _scaled_gradient_pass(x: Tensor, intervals: Tensor, slope: Tensor, intercept: Tensor, scale: Tensor) -> Tensor:
+    grad = slope.index_select(0, intervals) * x.to(torch.float64) + intercept.index_select(0, intervals)
+    return (grad.clamp_min(0.0) * scale).to(x.dtype)
+
+
+def _gather_pass(x: Tensor, intervals: Tensor, intercept: Tensor) -> Tensor:
+    return intercept.index_select(0, intervals).to(x.dtype)
