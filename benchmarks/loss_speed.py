@@ -17,6 +17,15 @@ What it measures, for every grid point (M logits, P positives) and every loss
   yardstick: every row's ``ratio_to_sort`` is ``median_s`` / the sort's median at the
   same M, device and thread setting.  ``speedup_vs_oracle`` (ours rows) is the
   oracle's median / ours' median at the same loss, M, P.
+* ``ours`` and ``compiled``: the same call with the passes over M eager or
+  ``torch.compile``d (``rankrepro.losses.set_compiled``; ``--compiled off|on|both``);
+  ``first_s`` is the time of the first (warm-up) call, for ``compiled`` rows the compile
+  cost of any variant not compiled before in this process.
+* ``speedup_vs_official`` (RS rows at the six points of issue 16): the best official
+  implementation's time in units of one ``torch.sort`` (``OFFICIAL_SORTS``) divided by
+  this row's ``ratio_to_sort``.
+* thread scaling (full grid, or ``--scaling``): RS at M = 1e6, P = 20,000 on 1 and 2
+  threads (issue 15 / 16: it once took 2.2 s on one thread and 26.5 s on two).
 
 Data: float32 logits, negatives ~ N(-3, 1.5), P positives at random positions
 ~ N(-0.5, 1.5); targets of positives uniform in (0.05, 1] (continuous IoU labels for
@@ -45,6 +54,8 @@ Run::
     .venv/bin/python benchmarks/loss_speed.py --device cuda --no-oracle
     # many positives, 1 vs all threads (issue 15: RS was many times slower on 2 threads)
     .venv/bin/python benchmarks/loss_speed.py --M 1000000 --P 20000 --no-oracle --threads both
+    # the README's table: RS at the six points of issue 16, eager and compiled, markdown
+    .venv/bin/python benchmarks/loss_speed.py --issue16 --no-oracle --threads 1
 """
 from __future__ import annotations
 
@@ -71,6 +82,7 @@ from rankrepro.losses import (  # noqa: E402
     bucketed_ap_loss,
     bucketed_rank_sort_loss,
     rank_sort_loss,
+    set_compiled,
 )
 
 FULL_M = [10_000, 100_000, 1_000_000]
@@ -78,6 +90,20 @@ FULL_P = [10, 100, 1000]
 QUICK_M = [10_000, 100_000]
 QUICK_P = [10, 100]
 SLOW_ORACLE_S = 2.0
+# The faster of the two official RS implementations (the RankSortLoss repository's
+# per-positive loop and the Bucketed repository's BucketedRankSort) at these (M, P), in
+# units of one torch.sort of the same logits, same run, one thread: the figures of issue 16
+# ("Loss speed: x10 over the best official implementation", filed by a session of this
+# project).  The official code is not run here (it needs the authors' mmdet 2.x trees).
+OFFICIAL_SORTS = {
+    (10_000, 10): 5.0,
+    (10_000, 1000): 107.6,
+    (100_000, 100): 2.6,
+    (1_000_000, 10): 0.5,
+    (1_000_000, 100): 1.4,
+    (1_000_000, 1000): 3.4,
+}
+SCALING_POINT = (1_000_000, 20_000)
 
 # name -> (ours(logits, targets, loc) -> tuple of terms, oracle(logits, targets, loc) -> values)
 LOSSES = {
@@ -164,8 +190,11 @@ class Timer:
 
 
 def row(device, threads, loss, M, P, impl, times, peak=None, **extra):
+    """One CSV row; ``spread`` is (max - min) / median of the timed runs."""
+    median = statistics.median(times)
     return dict(device=device, threads=threads, loss=loss, M=M, P=P, impl=impl,
-                repeats=len(times), median_s=statistics.median(times), min_s=min(times),
+                repeats=len(times), median_s=median, min_s=min(times),
+                spread=(max(times) - min(times)) / median if median > 0 else float("nan"),
                 peak_mem_bytes=peak, **extra)
 
 
@@ -178,6 +207,30 @@ def time_oracle(timer: Timer, fn, oracle_repeats: int | None) -> list[float]:
     return timer.repeat(fn, 3, warmup=0)
 
 
+def time_ours(timer: Timer, device, name, s_cpu, y_cpu, loc_cpu, repeats: int, compiled: bool):
+    """(times, first call's time, peak bytes, values) of one loss, eager or compiled."""
+    ours = LOSSES[name][0]
+    y = y_cpu.to(device)
+    s = s_cpu.to(device).requires_grad_(True)
+    loc = loc_cpu.to(device).requires_grad_(True)
+
+    def step():
+        s.grad = None
+        loc.grad = None
+        sum(ours(s, y, loc)).backward()
+
+    set_compiled(compiled)
+    try:
+        first = timer.once(step)
+        times = timer.repeat(step, repeats, warmup=0)
+        peak = timer.peak_bytes(step)
+        with torch.no_grad():
+            values = [float(v) for v in ours(s, y, loc)]
+    finally:
+        set_compiled(False)
+    return times, first, peak, values
+
+
 def run_benchmark(args) -> "pd.DataFrame":  # noqa: F821
     import pandas as pd
 
@@ -185,36 +238,31 @@ def run_benchmark(args) -> "pd.DataFrame":  # noqa: F821
     timer = Timer(device)
     n_all = torch.get_num_threads()
     settings = {"1": [1], "all": [n_all], "both": [1] if n_all == 1 else [1, n_all]}[args.threads]
-    data = {(M, P): make_data(M, P, args.seed) for M in args.M for P in args.P}
+    impls = {"off": [False], "on": [True], "both": [False, True]}[args.compiled]
+    points = [(M, P) for M in args.M for P in args.P] if args.points is None else args.points
+    data = {(M, P): make_data(M, P, args.seed) for M, P in points}
     rows = []
     oracle_values = {}
     for n in settings:
         torch.set_num_threads(n)
-        for M in args.M:
-            s = data[(M, args.P[0])][0].to(device)
+        for M in sorted({M for M, _ in points}):
+            s = data[next(p for p in points if p[0] == M)][0].to(device)
             fn = lambda: torch.sort(s, descending=True)  # noqa: E731
             times = timer.repeat(fn, args.repeats)
             rows.append(row(device.type, n, "-", M, 0, "torch.sort", times, timer.peak_bytes(fn)))
             log(f"[threads={n}] torch.sort M={M:.0e}: {rows[-1]['median_s']:.4g} s")
         for (M, P), (s_cpu, y_cpu, loc_cpu) in data.items():
-            y = y_cpu.to(device)
-            for name, (ours, oracle) in LOSSES.items():
-                s = s_cpu.to(device).requires_grad_(True)
-                loc = loc_cpu.to(device).requires_grad_(True)
-
-                def step():
-                    s.grad = None
-                    loc.grad = None
-                    sum(ours(s, y, loc)).backward()
-
-                times = timer.repeat(step, args.repeats)
-                peak = timer.peak_bytes(step)
-                with torch.no_grad():
-                    values = [float(v) for v in ours(s, y, loc)]
-                rows.append(row(device.type, n, name, M, P, "ours", times, peak,
-                                _values=values))
-                msg = f"[threads={n}] {name:4s} M={M:.0e} P={P:<5d} ours {rows[-1]['median_s']:.4g} s"
+            for name in args.losses:
+                msg = f"[threads={n}] {name:4s} M={M:.0e} P={P:<5d}"
+                for compiled in impls:
+                    times, first, peak, values = time_ours(timer, device, name, s_cpu, y_cpu, loc_cpu,
+                                                           args.repeats, compiled)
+                    impl = "compiled" if compiled else "ours"
+                    rows.append(row(device.type, n, name, M, P, impl, times, peak, first_s=first,
+                                    _values=values))
+                    msg += f" {impl} {rows[-1]['median_s']:.4g} s (first {first:.3g} s)"
                 if n == 1 and not args.no_oracle:
+                    oracle = LOSSES[name][1]
                     ofn = lambda: oracle_values.__setitem__((name, M, P), oracle(s_cpu, y_cpu, loc_cpu))  # noqa: E731
                     otimes = time_oracle(Timer(torch.device("cpu")), ofn, args.oracle_repeats)
                     diff = max(abs(a - b) for a, b in zip(values, oracle_values[(name, M, P)]))
@@ -223,23 +271,53 @@ def run_benchmark(args) -> "pd.DataFrame":  # noqa: F821
                     msg += f" | oracle {rows[-1]['median_s']:.4g} s x{len(otimes)} (|dvalue| {diff:.1e})"
                 log(msg)
     torch.set_num_threads(n_all)
+    if args.scaling:
+        rows += scaling_rows(args, device, timer, impls)
 
     df = pd.DataFrame(rows).drop(columns="_values", errors="ignore")
     df["peak_mem_bytes"] = df["peak_mem_bytes"].astype("Int64")
-    sort_t = df[df.impl == "torch.sort"].set_index(["threads", "M"])["median_s"]
+    sort_t = df[df.impl == "torch.sort"].groupby(["threads", "M"])["median_s"].first()
     df["ratio_to_sort"] = [
         r.median_s / sort_t.get((r.threads, r.M), float("nan")) for r in df.itertuples()
     ]
     oracle_t = df[df.impl == "oracle"].set_index(["loss", "M", "P"])["median_s"]
     df["speedup_vs_oracle"] = [
-        oracle_t.get((r.loss, r.M, r.P), float("nan")) / r.median_s if r.impl == "ours" else float("nan")
+        oracle_t.get((r.loss, r.M, r.P), float("nan")) / r.median_s if r.impl in ("ours", "compiled")
+        else float("nan")
         for r in df.itertuples()
     ]
-    if "value_absdiff" not in df:
-        df["value_absdiff"] = float("nan")
-    cols = ["device", "threads", "loss", "M", "P", "impl", "repeats", "median_s", "min_s",
-            "peak_mem_bytes", "ratio_to_sort", "speedup_vs_oracle", "value_absdiff"]
+    df["speedup_vs_official"] = [
+        OFFICIAL_SORTS.get((r.M, r.P), float("nan")) / r.ratio_to_sort
+        if r.loss == "RS" and r.impl in ("ours", "compiled") else float("nan")
+        for r in df.itertuples()
+    ]
+    for col in ("value_absdiff", "first_s"):
+        if col not in df:
+            df[col] = float("nan")
+    cols = ["device", "threads", "loss", "M", "P", "impl", "repeats", "median_s", "min_s", "spread",
+            "first_s", "peak_mem_bytes", "ratio_to_sort", "speedup_vs_official", "speedup_vs_oracle",
+            "value_absdiff"]
     return df[cols]
+
+
+def scaling_rows(args, device, timer, impls) -> list:
+    """RS at M = 1e6, P = 20,000 on one and on two threads (and their torch.sort)."""
+    M, P = SCALING_POINT
+    s_cpu, y_cpu, loc_cpu = make_data(M, P, args.seed)
+    rows = []
+    n_all = torch.get_num_threads()
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        s = s_cpu.to(device)
+        fn = lambda: torch.sort(s, descending=True)  # noqa: E731
+        rows.append(row(device.type, n, "-", M, 0, "torch.sort", timer.repeat(fn, 5)))
+        for compiled in impls:
+            times, first, _, _ = time_ours(timer, device, "RS", s_cpu, y_cpu, loc_cpu, 3, compiled)
+            rows.append(row(device.type, n, "RS", M, P, "compiled" if compiled else "ours", times, None,
+                            first_s=first))
+            log(f"[threads={n}] RS M={M:.0e} P={P} {rows[-1]['impl']} {rows[-1]['median_s']:.4g} s")
+    torch.set_num_threads(n_all)
+    return rows
 
 
 def log(msg: str) -> None:
@@ -304,26 +382,58 @@ def plot(df, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def print_table(df) -> None:
-    M = df.M.max()
-    ours = df[(df.impl == "ours") & (df.M == M)]
-    srt = df[(df.impl == "torch.sort") & (df.M == M)].set_index("threads")["median_s"]
-    orc = df[(df.impl == "oracle") & (df.M == M)].set_index(["loss", "P"])["median_s"]
-    threads = sorted(ours.threads.unique())
-    head = f"{'loss':5s} {'P':>5s}"
-    for n in threads:
-        head += f" {'ours@' + str(n) + 't':>11s} {'/sort':>7s}"
-    head += f" {'oracle@1t':>10s} {'speedup':>9s}"
-    print(f"\nM = {M:.0e}; torch.sort: " + ", ".join(f"{srt[n]:.4g} s @{n}t" for n in threads))
-    print(head)
-    for (loss, P), g in ours.groupby(["loss", "P"], sort=False):
-        g = g.set_index("threads")
-        line = f"{loss:5s} {P:5d}"
-        for n in threads:
-            line += f" {g.median_s.get(n, float('nan')):11.4g} {g.ratio_to_sort.get(n, float('nan')):7.2f}"
-        o = orc.get((loss, P), float("nan"))
-        line += f" {o:10.4g} {o / g.median_s.get(1, float('nan')):9.1f}"
-        print(line)
+def _ms(x: float) -> str:
+    return "" if x != x else (f"{x * 1e3:.3g}" if x < 10 else f"{x * 1e3:.0f}")
+
+
+def _x(x: float) -> str:
+    return "" if x != x else (f"{x:.3g}" if x < 100 else f"{x:.0f}")
+
+
+def markdown_tables(df) -> str:
+    """The README's tables: RS at the points of issue 16, every loss, the thread scaling."""
+    out = []
+    ours = df[df.impl.isin(["ours", "compiled"]) & (df.threads == 1)]
+    srt = df[df.impl == "torch.sort"].groupby(["threads", "M"])["median_s"].first()
+    rs = ours[(ours.loss == "RS") & (ours.P != SCALING_POINT[1])]
+    if len(rs):
+        out.append("| M | P | torch.sort [ms] | RS eager [ms] | /sort | RS compiled [ms] | /sort "
+                   "| best official /sort | x official, eager | x official, compiled |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for (M, P), g in rs.groupby(["M", "P"]):
+            g = g.set_index("impl")
+            e = g.loc["ours"] if "ours" in g.index else None
+            c = g.loc["compiled"] if "compiled" in g.index else None
+
+            def cell(r, col):
+                return float("nan") if r is None else r[col]
+
+            spread = lambda r: "" if r is None else f" (±{50 * r['spread']:.0f} %)"  # noqa: E731
+            out.append(
+                f"| {M:.0e} | {P} | {_ms(srt.get((1, M), float('nan')))} "
+                f"| {_ms(cell(e, 'median_s'))}{spread(e)} | {_x(cell(e, 'ratio_to_sort'))} "
+                f"| {_ms(cell(c, 'median_s'))}{spread(c)} | {_x(cell(c, 'ratio_to_sort'))} "
+                f"| {_x(OFFICIAL_SORTS.get((M, P), float('nan')))} "
+                f"| {_x(cell(e, 'speedup_vs_official'))} | {_x(cell(c, 'speedup_vs_official'))} |"
+            )
+    others = ours[ours.P != SCALING_POINT[1]]
+    if others.loss.nunique() > 1:
+        out.append("")
+        out.append("| loss | M | P | eager /sort | compiled /sort |")
+        out.append("|---|---|---|---|---|")
+        for (loss, M, P), g in others.groupby(["loss", "M", "P"], sort=False):
+            g = g.set_index("impl")["ratio_to_sort"]
+            out.append(f"| {loss} | {M:.0e} | {P} | {_x(g.get('ours', float('nan')))} "
+                       f"| {_x(g.get('compiled', float('nan')))} |")
+    scaling = df[(df.loss == "RS") & (df.P == SCALING_POINT[1]) & df.impl.isin(["ours", "compiled"])]
+    if len(scaling):
+        out.append("")
+        out.append(f"| RS, M = {SCALING_POINT[0]:.0e}, P = {SCALING_POINT[1]} | threads | median [s] | /sort |")
+        out.append("|---|---|---|---|")
+        for r in scaling.itertuples():
+            out.append(f"| {'compiled' if r.impl == 'compiled' else 'eager'} | {r.threads} "
+                       f"| {r.median_s:.3g} | {_x(r.ratio_to_sort)} |")
+    return "\n".join(out)
 
 
 def main(argv=None) -> None:
@@ -339,10 +449,21 @@ def main(argv=None) -> None:
     ap.add_argument("--M", type=int, nargs="+", default=None, help="override the M grid")
     ap.add_argument("--P", type=int, nargs="+", default=None, help="override the P grid")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compiled", choices=["off", "on", "both"], default="both",
+                    help="time the losses with the passes over M eager, compiled or both (default)")
+    ap.add_argument("--losses", nargs="+", choices=list(LOSSES), default=list(LOSSES))
+    ap.add_argument("--issue16", action="store_true",
+                    help="only the six (M, P) points of issue 16 (instead of the M x P grid)")
+    ap.add_argument("--scaling", action="store_true",
+                    help=f"add RS at M={SCALING_POINT[0]}, P={SCALING_POINT[1]} on 1 and 2 threads "
+                         "(on by default for the full grid)")
     ap.add_argument("--out-dir", type=Path, default=REPO / "results" / "benchmarks")
     args = ap.parse_args(argv)
+    full_grid = not (args.quick or args.issue16 or args.M or args.P)
+    args.scaling = args.scaling or full_grid
     args.M = args.M or (QUICK_M if args.quick else FULL_M)
     args.P = args.P or (QUICK_P if args.quick else FULL_P)
+    args.points = list(OFFICIAL_SORTS) if args.issue16 else None
     args.repeats = args.repeats or (3 if args.quick else 7)
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but CUDA is not available")
@@ -353,13 +474,16 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     df = run_benchmark(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"loss_speed_{args.device}" + ("_quick" if args.quick else "")
+    stem = f"loss_speed_{args.device}" + ("_quick" if args.quick else "") + ("_issue16" if args.issue16 else "")
     csv = args.out_dir / f"{stem}.csv"
     png = args.out_dir / f"{stem}.png"
+    md = args.out_dir / f"{stem}.md"
     atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"))
-    plot(df, png, f"rankrepro.losses forward+backward, {args.device}, torch {torch.__version__}")
-    print_table(df)
-    log(f"\nwrote {csv}\nwrote {png}\n({time.perf_counter() - t0:.0f} s total)")
+    plot(df[df.P != SCALING_POINT[1]], png, f"rankrepro.losses forward+backward, {args.device}, torch {torch.__version__}")
+    tables = markdown_tables(df)
+    atomic_write(md, lambda tmp: Path(tmp).write_text(tables + "\n"))
+    print("\n" + tables)
+    log(f"\nwrote {csv}\nwrote {png}\nwrote {md}\n({time.perf_counter() - t0:.0f} s total)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""The compiled passes over M (rankrepro.losses.set_compiled) give the eager result and do
+not recompile when M and P change."""
+import pytest
+import torch
+
+from loss_cases import assert_close, binary, random_problem, term_gradients
+from rankrepro.losses import (
+    alrp_loss,
+    ap_loss,
+    bucketed_ap_loss,
+    bucketed_rank_sort_loss,
+    compiled_enabled,
+    rank_sort_loss,
+    set_compiled,
+)
+from rankrepro.losses.passes import MIN_COMPILED
+
+dynamo_counters = pytest.importorskip("torch._dynamo.utils").counters
+
+
+def _losses(x, targets, delta):
+    labels = binary(targets)
+    loc = torch.linspace(0, 1, int((labels > 0).sum()), dtype=torch.float64)
+    return {
+        "RS": rank_sort_loss(x, targets, delta),
+        "BRS": bucketed_rank_sort_loss(x, targets, delta),
+        "AP": (ap_loss(x, labels, delta),),
+        "BAP": (bucketed_ap_loss(x, labels, delta),),
+        "aLRP": alrp_loss(x, labels, loc, delta)[:1],
+    }
+
+
+def _run(logits, targets, delta, compiled):
+    set_compiled(compiled)
+    try:
+        x = logits.clone().requires_grad_()
+        out = _losses(x, targets, delta)
+        return {name: ([v.item() for v in terms], term_gradients(x, terms)) for name, terms in out.items()}
+    finally:
+        set_compiled(False)
+
+
+def _problem(seed, size, num_pos, round_to=None, dtype=torch.float64):
+    logits, targets = random_problem(torch.Generator().manual_seed(seed), size, num_pos / size, 0.05, round_to)
+    return logits.to(dtype), targets.to(dtype)
+
+
+def test_switch_is_off_by_default_and_toggles():
+    assert not compiled_enabled()
+    set_compiled(True)
+    assert compiled_enabled()
+    set_compiled(False)
+    assert not compiled_enabled()
+
+
+@pytest.mark.parametrize(
+    "size, num_pos, delta, round_to, dtype",
+    [
+        (MIN_COMPILED + 1000, 12, 0.5, None, torch.float32),
+        (MIN_COMPILED + 9000, 150, 0.0, 0.25, torch.float64),  # ties: breakpoints with multiplicities
+        (2 * MIN_COMPILED, 700, 1.0, None, torch.float64),
+    ],
+)
+def test_compiled_matches_eager(size, num_pos, delta, round_to, dtype):
+    logits, targets = _problem(size + num_pos, size, num_pos, round_to, dtype)
+    eager = _run(logits, targets, delta, False)
+    compiled = _run(logits, targets, delta, True)
+    for name, (values, grads) in eager.items():
+        got_values, got_grads = compiled[name]
+        for a, b in zip(got_values, values):
+            assert_close(a, b, f"{name} value")
+        for a, b in zip(got_grads, grads):
+            assert_close(a, b, f"{name} gradient")
+
+
+def test_no_recompiles_over_varying_sizes():
+    """After one call per variant, other M and P reuse the compiled graphs."""
+    for size, num_pos in [(MIN_COMPILED + 500, 20), (MIN_COMPILED + 500, 20)]:
+        logits, targets = _problem(1, size, num_pos, dtype=torch.float32)
+        _run(logits, targets, 0.5, True)
+    before = dict(dynamo_counters["stats"])
+    for seed, (size, num_pos) in enumerate([(MIN_COMPILED + 7000, 35), (3 * MIN_COMPILED, 400), (MIN_COMPILED, 9)]):
+        logits, targets = _problem(seed, size, num_pos, dtype=torch.float32)
+        _run(logits, targets, 0.5, True)
+    after = dict(dynamo_counters["stats"])
+    assert after.get("unique_graphs", 0) == before.get("unique_graphs", 0), (before, after)
+    assert after["calls_captured"] == before["calls_captured"], (before, after)
