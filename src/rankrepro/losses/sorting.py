@@ -6,33 +6,74 @@ step sum (:mod:`~rankrepro.losses.step_sums`): every comparison behind H(s_j - s
 of the integer interval index k_j of s_j against the anchor's ``ramp_start`` /
 ``ramp_end``.  The label condition [y_j < y_i] is a prefix of the positives in ascending
 label order: j qualifies iff its position t_j there is below n_i = #{j : y_j < y_i} (tied
-labels all qualify or none does).  A prefix [0, n) is the union of at most log2(P) aligned
-dyadic blocks of that order (one per set bit of n), so every sum splits into per-level
-pieces: at level l the positives are sorted by the key (t_j >> l, k_j), and three binary
-searches per anchor find, inside its block, where the items reach its ramp, pass it, and
-where the block ends; prefix sums over that order give the piece, exactly as in
-``StepSums.anchor_sums``.  The gradient (sum over anchors k of share_k H(s_j - s_k)
-[y_j < y_k]) is the transpose: difference arrays over the same sorted positions and one
-cumulative sum per level.  Only the misranked part (y_j < y_i) is summed this way; the
-part with y_j >= y_i is the step sum over all positives minus it.
+labels all qualify or none does).  Only the misranked part (y_j < y_i) needs the two keys;
+the part with y_j >= y_i is the sum over all positives minus it.  Three exact methods
+compute these sums (:func:`misranked_pairs`), the same up to float64 rounding:
 
-Cost O(P log^2 P) time and O(P log P) memory, in a fixed number of tensor operations (all
-levels at once).  The former blocked P x P version cost O(P^2) time and, at large P,
-thousands of tiny tensor operations per call (64K-element blocks are 3 rows at
-P = 20,000); with two or more threads each one was a parallel region whose
-synchronisation outweighed its work, so RS ran several times slower on 2 threads than
-on 1 (issue 15).
+* ``dense``: the P x P relation H_ij and three matrix products; the fewest tensor
+  operations (about 30 against about 130 for the others), for small P.
+* ``blocks``: square-root decomposition of the label order
+  (:mod:`~rankrepro.losses.sorting_blocks`), O(P sqrt P) time and memory.
+* ``dyadic``: a prefix [0, n) is the union of at most log2(P) aligned dyadic blocks of
+  the label order (one per set bit of n), so every sum splits into per-level pieces: at
+  level l the positives are sorted by the key (t_j >> l, k_j), and three binary searches
+  per anchor find, inside its block, where the items reach its ramp, pass it, and where
+  the block ends; prefix sums over that order give the piece, exactly as in
+  ``StepSums.anchor_sums``.  The gradient (sum over anchors k of share_k H(s_j - s_k)
+  [y_j < y_k]) is the transpose: difference arrays over the same sorted positions and
+  one cumulative sum per level.  O(P log^2 P) time, O(P log P) memory.
+
+Each method issues a fixed number of tensor operations whatever P is.  The blocked
+P x P version before them issued thousands of tiny ones at large P (64K-element blocks
+are 3 rows at P = 20,000); with two threads each was a parallel region, and when the
+machine was busy every region waited for a descheduled thread (about 1.7 ms per
+operation on a (3, 20000) block, measured), so RS ran many times slower on 2 threads than
+on 1 (issues 15 and 16).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
 
-from .step_sums import StepSums
+from .sorting_blocks import SqrtLabelBlocks
+from .step_sums import StepSums, smoothed_step
+
+
+# Positive counts at which the sorting term switches method, from the crossovers measured
+# on one CPU thread (sorting term alone, delta = 0.5, minimum of repeated runs): dense
+# 0.45 ms against blocks 0.67 ms at P = 256, dense 1.5 ms against 0.70 ms at P = 290 (the
+# P x P temporaries leave the cache); blocks 12.9 ms against dyadic 20.8 ms at P = 4000,
+# equal at 6000, dyadic 26 ms against 51 ms at 8000 (the O(P sqrt P) tables outgrow it).
+DENSE_MAX = 256
+BLOCKS_MAX = 4096
+METHODS = ("dense", "blocks", "dyadic")
+
+
+def sorting_method(num_pos: int) -> str:
+    """The method ``sorting_errors`` uses for ``num_pos`` positives by default."""
+    if num_pos <= DENSE_MAX:
+        return "dense"
+    return "blocks" if num_pos <= BLOCKS_MAX else "dyadic"
+
+
+def misranked_pairs(step: StepSums, intervals: Tensor, targets: Tensor, method: str | None = None):
+    """The two-key sums of the sorting term for these positives, by ``method`` (one of
+    ``METHODS``; None: :func:`sorting_method`).  All methods give the same sums (exact up
+    to float64 rounding); they differ in cost."""
+    method = sorting_method(targets.numel()) if method is None else method
+    if method == "dense":
+        return _DensePairs(step, targets)
+    if method == "blocks":
+        return SqrtLabelBlocks(step, intervals, targets)
+    if method == "dyadic":
+        return _LabelPrefixBlocks(step, intervals, targets)
+    raise ValueError(f"sorting method must be one of {METHODS}, got {method!r}")
 
 
 def sorting_errors(
-    step: StepSums, intervals: Tensor, targets: Tensor, rank_pos: Tensor, eps: float
+    step: StepSums, intervals: Tensor, targets: Tensor, rank_pos: Tensor, eps: float, method: str | None = None
 ) -> tuple[Tensor, Tensor]:
     """Per-positive sorting errors and their identity-update gradient (not yet / P).
 
@@ -43,6 +84,8 @@ def sorting_errors(
         rank_pos: rank of each positive among positives, sum_j H(s_j - s_i) (self included).
         eps: a positive whose misranking mass is <= eps distributes no sorting update
             (the official ``sorting_pmf_denom > eps`` guard).
+        method: how the two-key sums are computed (see :func:`misranked_pairs`); None
+            picks the fastest for P.
 
     Returns:
         ``errors`` (P,): l_S(i) = sum_j H_ij (1 - y_j) / rank_pos(i)
@@ -52,19 +95,37 @@ def sorting_errors(
         with M_kj = H(s_j - s_k) [y_j < y_k] (the sorting pmf, Eq. 11).
     """
     one_minus_y = 1.0 - targets
-    # sum_j H_ij (1 - y_j) over all positives: one step sum.
-    current_sum = step.anchor_sums(step.anchors, intervals, one_minus_y)
-    blocks = _LabelPrefixBlocks(step, intervals, targets)
-    # Over the misranked positives j (y_j < y_i): mass sum_j H_ij and sum_j H_ij (1 - y_j).
-    mass, misranked_sum = blocks.anchor_sums(one_minus_y)
+    pairs = misranked_pairs(step, intervals, targets, method)
+    # sum_j H_ij (1 - y_j) over all positives, and over the misranked positives j
+    # (y_j < y_i) their mass sum_j H_ij and sum_j H_ij (1 - y_j).
+    current_sum, mass, misranked_sum = pairs.anchor_sums(one_minus_y)
     # The target sums run over y_j >= y_i: everything minus the misranked part (>= H(0) > 0).
     target = (current_sum - misranked_sum) / (rank_pos - mass)
     errors = current_sum / rank_pos - target
     active = mass > eps
-    zero = torch.zeros_like(errors)
-    share = torch.where(active, errors / mass.clamp_min(eps), zero)
-    grads = blocks.item_sums(share) - torch.where(active, errors, zero)
+    # Inactive anchors divide by inf: no share (errors are finite).
+    share = errors / torch.where(active, mass, math.inf)
+    grads = pairs.item_sums(share) - errors * active
     return errors, grads
+
+
+class _DensePairs:
+    """The sums of the sorting term from the P x P relation H_ij = H(s_j - s_i): fewest
+    tensor operations, for small P."""
+
+    def __init__(self, step: StepSums, targets: Tensor) -> None:
+        scores = step.anchors
+        self.relation = smoothed_step(scores[None, :] - scores[:, None], step.delta)
+        self.misranked = self.relation * (targets[None, :] < targets[:, None])
+
+    def anchor_sums(self, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(sum_j H_ij w_j, sum_j H_ij [y_j < y_i], sum_j H_ij [y_j < y_i] w_j)``."""
+        misranked = self.misranked @ torch.stack((torch.ones_like(weights), weights), dim=1)
+        return self.relation @ weights, misranked[:, 0], misranked[:, 1]
+
+    def item_sums(self, anchor_weights: Tensor) -> Tensor:
+        """sum_k anchor_weights_k H(s_j - s_k) [y_j < y_k] for every positive j."""
+        return anchor_weights @ self.misranked
 
 
 class _LabelPrefixBlocks:
@@ -85,6 +146,7 @@ class _LabelPrefixBlocks:
 
     def __init__(self, step: StepSums, intervals: Tensor, targets: Tensor) -> None:
         self.step = step
+        self.intervals = intervals
         # Scores relative to the middle of their range: smaller prefix sums, less rounding.
         scores = step.anchors
         self.scores = scores - 0.5 * (scores.min() + scores.max())
@@ -111,8 +173,9 @@ class _LabelPrefixBlocks:
             rows = torch.searchsorted(flat_keys, queries, right=True) + level_of
             self.groups.append((order, anchors, rows))
 
-    def anchor_sums(self, weights: Tensor) -> tuple[Tensor, Tensor]:
-        """(sum_j H(s_j - s_i), sum_j weights_j H(s_j - s_i)) over y_j < y_i, for every anchor i."""
+    def anchor_sums(self, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(sum_j H_ij w_j, sum_j H_ij [y_j < y_i], sum_j H_ij [y_j < y_i] w_j)`` for
+        every anchor i, with H_ij = H(s_j - s_i) (first over all positives)."""
         step, scores = self.step, self.scores
         num = scores.numel()
         totals = torch.zeros(num, 2, dtype=scores.dtype, device=scores.device)
@@ -128,7 +191,7 @@ class _LabelPrefixBlocks:
                 s_i = scores[anchors, None]
                 sums += (ramp[:, 2:] - s_i * ramp[:, :2]) / (2 * step.delta) + 0.5 * ramp[:, :2]
             totals.index_add_(0, anchors, sums)
-        return totals[:, 0], totals[:, 1]
+        return step.anchor_sums(step.anchors, self.intervals, weights), totals[:, 0], totals[:, 1]
 
     def item_sums(self, anchor_weights: Tensor) -> Tensor:
         """sum_k anchor_weights_k H(s_j - s_k) [y_j < y_k] for every positive j."""
