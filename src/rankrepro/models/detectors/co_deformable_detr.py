@@ -52,8 +52,10 @@ Differences from the official code:
   official code has them in the query head and the transformer); the parameter names
   differ accordingly (``downsample``, ``aux_pos_trans``, ``aux_pos_trans_norm``,
   ``aux_pos_feats_trans``, ``aux_pos_feats_norm``, ``head_pos_embed``).
-* The official ``with_attn_mask=False`` (LSJ) path and ``use_zero_padding`` are not ported
-  (neither is used by the Co-Deformable-DETR configs).
+* Not ported (no Co-Deformable-DETR config uses them): ``with_attn_mask=False`` (LSJ),
+  ``use_zero_padding``, the mask heads of the official ``CoDETR``, and ``eval_module``
+  ``'one-stage'`` / ``'two-stage'`` (evaluating an auxiliary head instead of the one-to-one
+  head; the configs evaluate ``'detr'``, the one-to-one head, as :meth:`predict` does).
 """
 from __future__ import annotations
 
