@@ -64,10 +64,12 @@ class Grid:
         torch.cumsum(multiplicity, 0, out=below[1:])  # below[j] = #{table < distinct[j]}
         self.cells = cells_per_entry * table.numel()
         self.low = low
-        self.scale = self.cells / (high - low)  # cell = floor((x - low) * scale + 1), clamped
+        self.scale = self.cells / (high - low)
+        # cell = floor((x - origin) * scale) = floor((x - low) * scale + 1), clamped to [0, G + 1]
+        self.origin = low - 1.0 / self.scale
         # Far above the rounding of the cell computation and of the edges (relative to the
         # range, and to the magnitude of the scores when it dwarfs the range).
-        margin = (high - low) * 1e-9 + max(abs(low), abs(high)) * 1e-13
+        margin = (high - low) * 1e-9 + (abs(low) + abs(high)) * 1e-13
         edges = low + torch.arange(self.cells + 1, dtype=dtype, device=device) / self.scale
         inf = torch.tensor([float("inf")], dtype=dtype, device=device)
         lower = torch.cat((-inf, edges - margin))  # lower edge of cells 0..G+1
@@ -120,7 +122,7 @@ class Grid:
 
     def count(self, x: Tensor) -> Tensor:
         """Eager form: one direct comparison per score; crowded cells by searchsorted."""
-        cell = _cell_of(x, self.low, self.scale, self.cells + 1.0)
+        cell = _cell_of(x, self.origin, self.scale, self.cells + 1.0)
         # index_select: several times faster than advanced indexing for 1-D gathers on CPU.
         counts = self.base.index_select(0, cell)
         single = self.single.index_select(0, cell)
@@ -138,7 +140,7 @@ class Grid:
     def count_fixed(self, x: Tensor) -> Tensor:
         """Fixed-shape form (requires ``fits``): the same counts without data-dependent shapes."""
         mults = self.mults if self.tied else None
-        return count_with_grid(x, self.base, self.values, mults, self.low, self.scale, self.cells + 1.0)
+        return count_with_grid(x, self.base, self.values, mults, self.origin, self.scale, self.cells + 1.0)
 
     def _search(self, x: Tensor) -> Tensor:
         # The scores of crowded cells: the fixed-shape comparison is exact when the grid
@@ -148,19 +150,23 @@ class Grid:
         return torch.searchsorted(self.table, x, right=True)
 
 
-def _cell_of(x: Tensor, low, scale, last, dtype=torch.int64) -> Tensor:
-    """The cell of every finite x (``low``, ``scale``, ``last`` = G + 1: numbers or 0-dim
-    tensors).  x - low first: exact near the table, so rounding stays within the margin."""
+def _cell_of(x: Tensor, origin, scale, last, dtype=torch.int64) -> Tensor:
+    """The cell of every finite x: floor((x - origin) * scale) clamped to [0, last = G + 1]
+    (``origin``, ``scale``, ``last``: numbers or 0-dim tensors).  The difference first: its
+    rounding and that of ``origin`` are within the grid's margin (relative 1e-13 of the
+    table's magnitude), unlike x * scale for scores far from 0."""
+    cell = (x - origin).mul_(scale)
     # clamped before the cast: everything is >= 0, so truncation is the floor.
-    return (x - low).mul_(scale).add_(1.0).clamp_min_(0.0).clamp_max_(last).to(dtype)
+    cell = cell.clamp_(0.0, last) if not isinstance(last, Tensor) else cell.clamp_min_(0.0).clamp_max_(last)
+    return cell.to(dtype)
 
 
-def count_with_grid(x: Tensor, base: Tensor, values: Tensor, mults: Tensor | None, low, scale, last) -> Tensor:
+def count_with_grid(x: Tensor, base: Tensor, values: Tensor, mults: Tensor | None, origin, scale, last) -> Tensor:
     """``#{table <= x}`` from a grid's tensors (see :class:`Grid`; ``last`` = G + 1), with
     fixed shapes only: the form that ``torch.compile`` fuses into one loop over x.  ``mults``
     None: no tied table entries (every multiplicity 1; the padding is +inf, never <= x).
     The counts have ``base``'s integer dtype."""
-    cell = _cell_of(x, low, scale, last, base.dtype)
+    cell = _cell_of(x, origin, scale, last, base.dtype)
     counts = base.index_select(0, cell)
     for w in range(WIDTH):
         hit = values[w].index_select(0, cell) <= x

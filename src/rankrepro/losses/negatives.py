@@ -26,7 +26,8 @@ class ExactNegatives:
     def __init__(self, step: StepSums, problem: RankingProblem) -> None:
         self._step = step
         self._problem = problem
-        self._placement = place(problem, step.breakpoints, step.anchor_intervals)
+        # The hard step needs no score sums (every H is 0 or 1 within an interval).
+        self._placement = place(problem, step.breakpoints, step.anchor_intervals, with_sums=step.delta > 0)
         counts, sums = self._placement.counts, self._placement.sums
         self.false_positives = step.anchor_sums_from(counts, sums if step.delta > 0 else None)
 

@@ -78,14 +78,15 @@ class Placement:
 
     intervals: Tensor
     counts: Tensor
-    sums: Tensor
+    sums: Optional[Tensor]  # None when not asked for (eager, with_sums=False)
 
 
-def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor) -> Placement:
+def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor, with_sums: bool = True) -> Placement:
     """The forward pass over M: place every entry among the sorted float64 ``table``.
 
     ``pos_intervals`` are the positives' intervals (``#{table <= s_i}``, P-length work):
-    their counts and scores are taken out of the histograms afterwards.
+    their counts and scores are taken out of the histograms afterwards.  ``with_sums``
+    False: the eager pass skips the score sums (``sums`` is then None).
     """
     bins = table.numel() + 2
     x = problem.flat
@@ -93,27 +94,28 @@ def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor) -> Plac
     if compiled_enabled() and x.numel() >= MIN_COMPILED:
         grid = Grid.build(table, fixed=True)
         if grid is not None and grid.fits:
-            params = torch.tensor([grid.low, grid.scale, grid.cells + 1.0], dtype=torch.float64, device=x.device)
+            params = torch.tensor([grid.origin, grid.scale, grid.cells + 1.0], dtype=torch.float64, device=x.device)
             # int32 indices in the compiled pass: narrower, and measured faster than int64.
             mults = grid.mults.to(torch.int32) if grid.tied else None
             placed = _compiled(_forward_pass)(
                 x, problem.flat_targets, grid.base.to(torch.int32), grid.values, mults, params, bins
             )
     if placed is None:
-        placed = _forward_pass_eager(x, problem, table, bins)
+        placed = _forward_pass_eager(x, problem, table, bins, with_sums)
     intervals, counts, sums = placed
     counts.index_add_(0, pos_intervals, torch.full_like(problem.pos_logits, -1.0))
-    sums.index_add_(0, pos_intervals, problem.pos_logits, alpha=-1)
+    if sums is not None:
+        sums.index_add_(0, pos_intervals, problem.pos_logits, alpha=-1)
     return Placement(intervals, counts, sums)
 
 
-def _forward_pass_eager(x: Tensor, problem: RankingProblem, table: Tensor, bins: int):
+def _forward_pass_eager(x: Tensor, problem: RankingProblem, table: Tensor, bins: int, with_sums: bool):
     x64 = x.to(torch.float64)
     intervals = count_at_or_below(table, x64)
     if problem.has_ignored:
         intervals.masked_fill_(problem.flat_targets < 0, bins - 1)
     counts = torch.bincount(intervals, minlength=bins).to(torch.float64)
-    sums = torch.bincount(intervals, weights=x64, minlength=bins)
+    sums = torch.bincount(intervals, weights=x64, minlength=bins) if with_sums else None
     return intervals, counts, sums
 
 
@@ -180,9 +182,10 @@ def gradient_pass(x: Tensor, intervals: Tensor, slope: Optional[Tensor], interce
         slope, intercept = slope * scale, intercept * scale
     grad = intercept.index_select(0, intervals)
     grad.addcmul_(slope.index_select(0, intervals), x)  # x is promoted to float64 on the fly
+    grad = grad.to(x.dtype)  # a rounding residue keeps its sign: clamped after the narrowing
     if scale is not None:
         grad = grad.clamp_min_(0.0) if scale.item() >= 0 else grad.clamp_max_(0.0)
-    return grad.to(x.dtype)
+    return grad
 
 
 def _gradient_pass(x: Tensor, intervals: Tensor, slope: Tensor, intercept: Tensor) -> Tensor:

@@ -41,8 +41,9 @@ def check_delta(delta: float) -> float:
 
 def _all_finite(x: Tensor) -> bool:
     # One reduction instead of an elementwise test: a NaN or inf makes the sum non-finite.
-    # Only a sum overflowing from huge finite values needs the elementwise test.
-    return bool(torch.isfinite(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
+    # Only a sum overflowing from huge finite values needs the elementwise test.  The sum is
+    # in x's dtype (a float64 sum of float32 logits converts them first: a copy of M values).
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProblem:
