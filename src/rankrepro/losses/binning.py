@@ -56,12 +56,14 @@ class Grid:
     the one distinct entry of a cell, NaN where the cell holds two or more (``crowded``).
     """
 
-    def __init__(self, table: Tensor, low: float, high: float, cells_per_entry: int) -> None:
+    def __init__(self, table: Tensor, low: float, high: float, cells_per_entry: int, fixed: bool) -> None:
         device, dtype = table.device, table.dtype
         self.table = table
         distinct, multiplicity = torch.unique_consecutive(table, return_counts=True)
-        below = torch.zeros(distinct.numel() + 1, dtype=torch.long, device=device)
-        torch.cumsum(multiplicity, 0, out=below[1:])  # below[j] = #{table < distinct[j]}
+        self.tied = distinct.numel() < table.numel()
+        if self.tied:
+            below = torch.zeros(distinct.numel() + 1, dtype=torch.long, device=device)
+            torch.cumsum(multiplicity, 0, out=below[1:])  # below[j] = #{table < distinct[j]}
         self.cells = cells_per_entry * table.numel()
         self.low = low
         self.scale = self.cells / (high - low)
@@ -79,21 +81,19 @@ class Grid:
         # that are <= x.
         first = torch.searchsorted(distinct, lower, right=True)
         inside = torch.searchsorted(distinct, upper, right=True) - first
-        self.base = below[first]
+        self.base = below[first] if self.tied else first
         self.width = int(inside.max())
+        self.crowded = self.width > 1
         padded_distinct = torch.cat((distinct, inf))
         padded_mult = torch.cat((multiplicity, multiplicity.new_zeros(1)))
         rows = []
-        for w in range(WIDTH):
-            present = inside > w
-            at = torch.where(present, first + w, distinct.numel())
-            rows.append((padded_distinct[at], padded_mult[at]))
+        for w in range(WIDTH if fixed else 1):  # the eager form needs the first entry only
+            at = torch.where(inside > w, first + w, distinct.numel())
+            rows.append((padded_distinct.index_select(0, at), padded_mult.index_select(0, at)))
         self.values = torch.stack([v for v, _ in rows])
         self.mults = torch.stack([m for _, m in rows])
-        self.single = torch.where(inside > 1, torch.full_like(self.values[0], float("nan")), self.values[0])
+        self.single = self.values[0].masked_fill(inside > 1, float("nan")) if self.crowded else self.values[0]
         self.mult = self.mults[0]
-        self.crowded = self.width > 1
-        self.tied = bool((multiplicity > 1).any())
 
     @classmethod
     def build(cls, table: Tensor, fixed: bool = False) -> "Grid | None":
@@ -110,15 +110,17 @@ class Grid:
             span = max(1.0, abs(low))
             low, high = low - span, high + span
         per_entry = CELLS_PER_ENTRY
-        grid = cls(table, low, high, per_entry)
+        grid = cls(table, low, high, per_entry, fixed)
         while fixed and grid.width > WIDTH and per_entry < MAX_CELLS_PER_ENTRY:
             per_entry *= 2
-            grid = cls(table, low, high, per_entry)
+            grid = cls(table, low, high, per_entry, fixed)
         return grid
 
     @property
     def fits(self) -> bool:
-        return self.width <= WIDTH
+        """Whether :meth:`count_fixed` may be used (built with ``fixed`` and no cell holds
+        more than ``WIDTH`` distinct entries)."""
+        return self.values.shape[0] == WIDTH and self.width <= WIDTH
 
     def count(self, x: Tensor) -> Tensor:
         """Eager form: one direct comparison per score; crowded cells by searchsorted."""
