@@ -4,8 +4,8 @@
 # Official: none.  The Bucketed repository (blisgard/BucketedRankingBasedLosses) reports the
 # row but publishes no BRS-DETR config or code; this is the project's reconstruction, each
 # choice below a variable of this file (the README's BRS-DETR section lists them):
-#  * one-to-one head (RankBasedCoDeformableDETRHead): BRS Loss (delta 0.5, the delta of every
-#    BRS config of the Bucketed repository) on all (query, class) logits of the batch, per
+#  * one-to-one head (RankBasedCoDeformableDETRHead): BRS Loss (delta 0.5, the Bucketed repository's
+#    default delta_RS, which none of its BRS configs changes) on all (query, class) logits of the batch, per
 #    decoder layer, the encoder proposals and the auxiliary queries; positives = the
 #    Hungarian-matched queries with their IoU as label; L1 and GIoU each score-weighted and
 #    value-balanced to the BRS Loss (the RS detectors' recipe);

@@ -9,8 +9,9 @@ arguments:
 
 * **Classification** (RS paper Sec. 4, Eq. 6-8; Bucketed paper: BRS Loss, same values as
   RS Loss): one ranking loss (``loss_rank``, default ``BucketedRankSortLoss`` with delta
-  0.5, as every BRS detector of the Bucketed repository) over all (query, class) logits
-  of all images of the batch, once per decoder layer.  Positives: the Hungarian-matched
+  0.5: the default ``delta_RS`` of the Bucketed repository's loss, which none of its
+  BRS configs changes) over all (query, class) logits of all images of the batch, once
+  per decoder layer.  Positives: the Hungarian-matched
   queries (the matching itself is Co-DETR's, cost Focal + L1 + GIoU unless the config
   changes it), each with the IoU of its (detached) predicted box and its gt box as the
   label at (query, gt class) -- the continuous labels of RS Loss; every other (query,
@@ -31,6 +32,12 @@ arguments:
   modules' own ``loss_weight`` then cancels.  A number for ``task_balance`` instead
   multiplies the (weighted-mean) box losses, and their ``loss_weight`` applies.
 * ``loss_cls`` is unused (None in the configs): the Hungarian matcher keeps its own costs.
+
+Not reconstructed: the Bucketed README says BRS-DETR "cuts training time by 6x, optimizing
+the handling of positive examples and loss calculation of auxiliary heads"; what that
+optimisation is, is not published (the README's BRS-DETR config links are empty and the
+repository has no Co-DETR code), so the auxiliary heads here are Co-DETR's, with the
+project's ranking losses.
 
 Values are not all-reduced across GPUs (each GPU ranks its own images, as the project's
 other ranking heads).
