@@ -92,6 +92,9 @@ def test_smoke_variants_build_small_and_keep_the_method(stem, data_root):
     assert model.num_queries == 30 and model.decoder.num_layers == 2 and model.embed_dims == 64
     assert type(model.bbox_head).__name__ == ("RankBasedCoDeformableDETRHead" if stem.startswith("brs_") else "CoDeformableDETRHead")
     assert type(model.backbone).__name__ == ("SwinTransformer" if "swin" in stem else "ResNet")
+    if "swin" in stem:  # the smoke rule's tiny Swin: 16 channels, 2 blocks per stage, the config's window kept
+        assert cfg.model.backbone.embed_dims == 16 and list(cfg.model.backbone.depths) == [2, 2, 2, 2]
+        assert cfg.model.backbone.window_size == (7 if "swin-t" in stem else 12) and list(cfg.model.neck.in_channels) == [32, 64, 128]
     # the transformer and the heads at the smoke width (the paper-scale R-50 Co-DETR has ~40M outside its backbone)
     assert sum(p.numel() for name, p in model.named_parameters() if not name.startswith("backbone.")) < 3_000_000
 
