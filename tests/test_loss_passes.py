@@ -161,3 +161,16 @@ def test_rank_sort_touches_all_entries_a_bounded_number_of_times():
             sum(rank_sort_loss(x, targets.float(), 0.5)).backward()
         counts.append(counter.passes)
     assert counts[0] <= 26 and counts[1] <= 30, counts
+
+
+def test_negative_weights_scale_the_clamped_gradient():
+    """A loss term weighted by a negative number gets exactly that multiple of the gradient
+    (the clamp of rounding residues follows the sign of the incoming gradient)."""
+    logits, targets = _large_problem(13, 30, round_to=0.25)
+    x = logits.clone().requires_grad_()
+    for loss in (rank_sort_loss, bucketed_rank_sort_loss):
+        ranking = loss(x, targets, 0.5)[0]
+        plain = torch.autograd.grad(ranking, x, retain_graph=True)[0]
+        flipped = torch.autograd.grad(-2.0 * ranking, x)[0]
+        assert torch.equal(flipped, -2.0 * plain), loss.__name__
+        assert (plain[targets == 0] >= 0).all() and (flipped[targets == 0] <= 0).all()
