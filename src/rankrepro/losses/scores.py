@@ -50,8 +50,8 @@ def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProb
     """Validate ``logits`` / ``targets`` and split them into positives and the rest.
 
     Passes over M: one min/max of the targets (finiteness and whether any is ignored),
-    one sum of the logits (finiteness), one comparison and one ``nonzero`` for the
-    positives.  Non-finite logits at ignored entries are allowed; they are replaced by 0
+    one sum of the logits (finiteness), one ``nonzero`` for the positives (and one
+    comparison before it where targets are ignored).  Non-finite logits at ignored entries are allowed; they are replaced by 0
     in ``flat`` (a copy), so that later passes may place every entry.
     """
     if not isinstance(logits, Tensor) or not isinstance(targets, Tensor):
@@ -84,7 +84,8 @@ def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProb
                 "(ranking losses need finite scores; check the classifier for divergence)"
             )
         flat = flat.masked_fill(~finite, 0.0)  # only ignored entries change
-    pos_index = torch.nonzero(flat_targets > 0).squeeze(1)
+    # Without ignored entries every non-zero target is a positive: nonzero needs no mask pass.
+    pos_index = torch.nonzero(flat_targets if not has_ignored else flat_targets > 0).squeeze(1)
     return RankingProblem(
         logits=logits,
         flat=flat,
