@@ -42,8 +42,9 @@ def rank_sort_loss(logits: Tensor, targets: Tensor, delta: float = 0.5) -> tuple
 
     Edge cases: no positives -> (0, 0) with zero gradient (still connected to the graph);
     no negatives -> ranking 0; NaN/inf logits at non-ignored entries -> ValueError.
-    Cost O(M log P + P log^2 P) time, O(M + P log P) memory (the sorting term's two-key
-    sums are split by label into dyadic blocks, see :mod:`~rankrepro.losses.sorting`).
+    Cost: two passes over the M logits, one in forward and one in backward (see
+    :mod:`~rankrepro.losses.passes`; optionally compiled), plus O(P log P) work for the
+    ranking term and the sorting term's P-dependent work (see :mod:`~rankrepro.losses.sorting`).
 
     The Bucketed repository's ``RankSort`` (used by its RS configs) is
     ``forward(ctx, logits, targets, loss_weight=1, delta_RS=0.50, eps=1e-10)`` with

@@ -12,15 +12,19 @@ every row H(s_n - s_i) with a Python loop over the anchors, O(P * M).
 
 As a function of s_n, H(s_n - s_i) is piecewise *linear* with breakpoints s_i - delta and
 s_i + delta.  Sorting the 2P breakpoints of all anchors cuts the real line into 2P + 1
-intervals inside each of which *every* H(s_n - s_i) is linear in s_n.  One binary search
-places each item in its interval; per-interval weight sums and weighted score sums then
-give, through prefix sums, both directions needed by the losses exactly:
+intervals inside each of which *every* H(s_n - s_i) is linear in s_n.  One lookup (a grid
+over the breakpoints, :mod:`~rankrepro.losses.binning`) places each item in its interval;
+per-interval weight sums and weighted score sums then give, through prefix sums, both
+directions needed by the losses exactly:
 
 * ``anchor_sums``:  F(i) = sum_n u_n H(s_n - s_i)   for every anchor i (e.g. N_FP(i)),
 * ``item_sums``:    G(n) = sum_i w_i H(s_n - s_i)   for every item n (e.g. the identity-
   update gradient a negative receives from all positives).
 
-Cost: O(M log P + P log P) time and O(M + P) memory.  This is the exact generalisation
+Cost: O(M + P log P) time (expected: the grid's rare crowded cells take a binary search)
+and O(M + P) memory; for the M items the losses use ``anchor_sums_from`` / ``item_tables``
+with the histograms and the per-interval tables of :mod:`~rankrepro.losses.passes`, which
+make the only two passes over them.  This is the exact generalisation
 of the buckets of the Bucketed paper (exact only for delta = 0) to delta > 0.
 All arithmetic is float64.
 """
