@@ -42,10 +42,14 @@ from .step_sums import StepSums, smoothed_step
 
 
 # Positive counts at which the sorting term switches method, from the crossovers measured
-# on one CPU thread (sorting term alone, delta = 0.5, minimum of repeated runs): dense
-# 0.45 ms against blocks 0.67 ms at P = 256, dense 1.5 ms against 0.70 ms at P = 290 (the
-# P x P temporaries leave the cache); blocks 12.9 ms against dyadic 20.8 ms at P = 4000,
-# equal at 6000, dyadic 26 ms against 51 ms at 8000 (the O(P sqrt P) tables outgrow it).
+# on one CPU thread (sorting term alone, delta = 0.5, minimum of repeated runs on a shared
+# 2-core machine): dense 0.45 ms against blocks 0.67 ms at P = 256, dense 1.5 ms against
+# 0.70 ms at P = 290 (dense jumps between 270 and 290); blocks beat dyadic from
+# P = 10 (0.50 against 0.61 ms) to about 5000 (1000: 1.6 against 2.7 ms; 4096: 10.8
+# against 11.6 ms; 5000: 12.0 against 18.4 ms), equal at 6000 (23.5 against 22.7 ms), and
+# lose at 8000 (66 against 50 ms; their O(P sqrt P) tables are fresh memory, filled at
+# about 1.6 GB/s in the profile).  BLOCKS_MAX stays below the crossover, where the table is
+# at most 8.5 MB (65 x 4097 x 4 float64).
 DENSE_MAX = 256
 BLOCKS_MAX = 4096
 METHODS = ("dense", "blocks", "dyadic")
