@@ -9,6 +9,7 @@ CoStandardRoIHead); the plugin's own auxiliary heads are tested with their modul
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from mmdet.models.dense_heads import ATSSHead
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
@@ -630,3 +631,235 @@ def test_init_weights_reaches_the_aux_heads_own_init():
     assert torch.allclose(atss, torch.full_like(atss, bias_init_with_prob(0.01)))
     fc_reg = model.aux_roi_heads[0].bbox_head.fc_reg.weight
     assert 0.0005 < fc_reg.std().item() < 0.002
+
+
+# ------------------------------------------------- the official code, transcribed for the checks below
+# Sense-X/Co-DETR (mmdet 2.x): projects/models/transformer.py, co_deformable_detr_head.py and the
+# mmdet 2.x DeformableDetrTransformer they build on, written out on plain tensors so that the port
+# is compared with the official formulas, not with itself.
+def _official_inverse_sigmoid(x, eps=1e-5):
+    x = x.clamp(min=0, max=1)
+    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+
+
+def _official_proposal_pos_embed(proposals, embed_dims, temperature=10000):
+    """CoDeformableDetrTransformer.get_proposal_pos_embed (num_pos_feats = embed_dims // 2)."""
+    num_pos_feats = embed_dims // 2
+    dim_t = torch.arange(num_pos_feats, dtype=torch.float32)
+    dim_t = temperature ** (2 * (dim_t // 2) / num_pos_feats)
+    pos = (proposals.sigmoid() * 2 * math.pi)[:, :, :, None] / dim_t
+    return torch.stack((pos[:, :, :, 0::2].sin(), pos[:, :, :, 1::2].cos()), dim=4).flatten(2)
+
+
+def _official_gen_encoder_output_proposals(model, memory, mask, spatial_shapes):
+    """mmdet 2.x DeformableDetrTransformer.gen_encoder_output_proposals (enc_output = memory_trans_fc)."""
+    n = memory.shape[0]
+    proposals, cur = [], 0
+    for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
+        level_mask = mask[:, cur : cur + h * w].view(n, h, w, 1)
+        valid_h, valid_w = (~level_mask[:, :, 0, 0]).sum(1), (~level_mask[:, 0, :, 0]).sum(1)
+        grid_y, grid_x = torch.meshgrid(torch.linspace(0, h - 1, h), torch.linspace(0, w - 1, w), indexing="ij")
+        grid = torch.cat([grid_x.unsqueeze(-1), grid_y.unsqueeze(-1)], -1)
+        scale = torch.cat([valid_w.unsqueeze(-1), valid_h.unsqueeze(-1)], 1).view(n, 1, 1, 2)
+        grid = (grid.unsqueeze(0).expand(n, -1, -1, -1) + 0.5) / scale
+        proposals.append(torch.cat((grid, torch.ones_like(grid) * 0.05 * (2.0**lvl)), -1).view(n, -1, 4))
+        cur += h * w
+    proposals = torch.cat(proposals, 1)
+    valid = ((proposals > 0.01) & (proposals < 0.99)).all(-1, keepdim=True)
+    proposals = torch.log(proposals / (1 - proposals))
+    proposals = proposals.masked_fill(mask.unsqueeze(-1), float("inf")).masked_fill(~valid, float("inf"))
+    output_memory = memory.masked_fill(mask.unsqueeze(-1), 0.0).masked_fill(~valid, 0.0)
+    return model.memory_trans_norm(model.memory_trans_fc(output_memory)), proposals
+
+
+def test_two_stage_mixed_selection_equals_the_official_transformer():
+    """pre_decoder on a padded batch = the official CoDeformableDetrTransformer.forward's
+    two-stage branch with mixed selection: proposals (valid mask, inf), the encoder class /
+    box branches (index num_layers), top-k by the first class logit, detached references,
+    positional query = first half of pos_trans(sine(embed_dims // 2)), content = the learned
+    query_embedding."""
+    model = build()
+    data = batch(model, image_shapes=[(3, H, W), (3, 96, 128)])
+    samples = data["data_samples"]
+    enc_in, _ = model.pre_transformer(model.extract_feat(data["inputs"]), samples)
+    enc_out = model.forward_encoder(**enc_in)
+    memory, mask, shapes = enc_out["memory"], enc_out["memory_mask"], enc_out["spatial_shapes"]
+    assert mask is not None and mask.any()
+    dec_in, head_in = model.pre_decoder(**enc_out)
+
+    out_memory, out_proposals = _official_gen_encoder_output_proposals(model, memory, mask, shapes)
+    num_layers = model.decoder.num_layers
+    enc_class = model.bbox_head.cls_branches[num_layers](out_memory)
+    enc_coord_unact = model.bbox_head.reg_branches[num_layers](out_memory) + out_proposals
+    topk = torch.topk(enc_class[..., 0], model.num_queries, dim=1)[1]
+    topk_coords_unact = torch.gather(enc_coord_unact, 1, topk.unsqueeze(-1).repeat(1, 1, 4)).detach()
+    pos_trans_out = model.pos_trans_norm(model.pos_trans_fc(_official_proposal_pos_embed(topk_coords_unact, C)))
+    query_pos, _ = torch.split(pos_trans_out, C, dim=2)
+    query = model.query_embedding.weight.unsqueeze(0).expand(2, -1, -1)
+
+    torch.testing.assert_close(dec_in["reference_points"], topk_coords_unact.sigmoid())
+    assert not dec_in["reference_points"].requires_grad
+    torch.testing.assert_close(dec_in["query_pos"], query_pos)
+    torch.testing.assert_close(dec_in["query"], query)
+    assert dec_in["memory"] is memory
+    torch.testing.assert_close(head_in["enc_outputs_class"], enc_class)
+    torch.testing.assert_close(head_in["enc_outputs_coord"], enc_coord_unact.sigmoid())
+
+
+def test_aux_pyramid_and_queries_equal_the_official_forward_aux():
+    """The aux heads' pyramid = the official query head's ``outs`` (the encoder memory per
+    level + ``downsample`` of the last level); the customised positive queries = the official
+    transformer ``forward_aux`` (pos / content halves of aux_pos_trans(sine), the content
+    feature projection, head_pos_embed; references = the boxes themselves)."""
+    model = build()
+    data = batch(model)
+    _, dec_in = model.forward_transformer(model.extract_feat(data["inputs"]), data["data_samples"], return_memory=True)
+    memory, shapes = dec_in["memory"], dec_in["spatial_shapes"]
+    pyramid = model.aux_feature_pyramid(memory, shapes)
+    enc_outputs, outs, start = memory.permute(1, 0, 2), [], 0  # official layout: (sum HW, bs, C)
+    for h, w in shapes.tolist():
+        outs.append(enc_outputs[start : start + h * w].permute(1, 2, 0).contiguous().reshape(2, C, h, w))
+        start += h * w
+    outs.append(model.downsample(outs[-1]))
+    assert len(pyramid) == len(outs) == 5
+    for ours, official in zip(pyramid, outs):
+        torch.testing.assert_close(ours, official)
+    assert pyramid[-1].shape[-2:] == tuple((s + 1) // 2 for s in pyramid[-2].shape[-2:])  # stride 2, padding 1
+    assert isinstance(model.downsample[0], torch.nn.Conv2d) and model.downsample[0].kernel_size == (3, 3)
+    assert isinstance(model.downsample[1], torch.nn.GroupNorm) and model.downsample[1].num_groups == 32
+
+    torch.manual_seed(1)
+    coords = torch.cat([torch.rand(2, 7, 2), torch.rand(2, 7, 2) * 1.2], -1)  # some boxes taller / wider than the image
+    feats = torch.randn(2, 7, C)
+    for k in range(2):
+        query_pos, query, refs = model.aux_queries(dict(coords=coords, feats=feats), k)
+        pos_trans_out = model.aux_pos_trans_norm[k](model.aux_pos_trans[k](_official_proposal_pos_embed(_official_inverse_sigmoid(coords), C)))
+        official_pos, official_query = torch.split(pos_trans_out, C, dim=2)
+        official_query = official_query + model.aux_pos_feats_norm[k](model.aux_pos_feats_trans[k](feats))
+        official_pos = official_pos + model.head_pos_embed.weight[k]
+        torch.testing.assert_close(query_pos, official_pos)
+        torch.testing.assert_close(query, official_query)
+        assert refs is coords
+
+
+def _official_get_aux_targets(pos_coords, img_metas, mlvl_feats, num_classes, max_pos_coords):
+    """CoDeformDETRHead.get_aux_targets, use_zero_padding=False (every official config)."""
+    coords, labels, targets = pos_coords[:3]
+    head_name = pos_coords[-1]
+    bs, c = len(coords), mlvl_feats[0].shape[1]
+    max_num_coords, all_feats = 0, []
+    for i in range(bs):
+        all_feats.append(torch.cat([feat[i].reshape(c, -1).transpose(1, 0) for feat in mlvl_feats], dim=0))
+        max_num_coords = max(max_num_coords, len(((labels[i] >= 0) & (labels[i] < num_classes)).nonzero().squeeze(1)))
+    max_num_coords = max(9, min(max_pos_coords, max_num_coords))
+    label_weights = coords[0].new_ones([bs, max_num_coords])
+    bbox_weights = coords[0].new_zeros([bs, max_num_coords, 4])
+    aux_coords, aux_labels, aux_targets, aux_feats = [], [], [], []
+    for i in range(bs):
+        coord, label, target = coords[i], labels[i], targets[i]
+        if "rcnn" in head_name:
+            feats, per_point = pos_coords[-2][i], 1
+        else:
+            feats = all_feats[i]
+            per_point = coord.shape[0] // feats.shape[0]
+        feats = feats.unsqueeze(1).repeat(1, per_point, 1).reshape(feats.shape[0] * per_point, feats.shape[-1])
+        img_h, img_w = img_metas[i]["img_shape"][:2]
+        factor = coord.new_tensor([img_w, img_h, img_w, img_h]).unsqueeze(0)
+        pos_inds = ((label >= 0) & (label < num_classes)).nonzero().squeeze(1)
+        neg_inds = (label == num_classes).nonzero().squeeze(1)
+        if pos_inds.shape[0] > max_num_coords:
+            pos_inds = pos_inds[torch.randperm(pos_inds.shape[0])[:max_num_coords]]
+        coord = bbox_xyxy_to_cxcywh(coord[pos_inds] / factor)
+        label, target, feat = label[pos_inds], bbox_xyxy_to_cxcywh(target[pos_inds] / factor), feats[pos_inds]
+        bbox_weights[i][: len(label)] = 1
+        if coord.shape[0] < max_num_coords:
+            neg_inds = neg_inds[torch.randperm(neg_inds.shape[0])[: max_num_coords - coord.shape[0]]]
+            coord = torch.cat((coord, bbox_xyxy_to_cxcywh(coords[i][neg_inds] / factor)), dim=0)
+            label = torch.cat((label, labels[i][neg_inds]), dim=0)
+            target = torch.cat((target, bbox_xyxy_to_cxcywh(targets[i][neg_inds] / factor)), dim=0)
+            feat = torch.cat((feat, feats[neg_inds]), dim=0)
+        aux_coords.append(coord.unsqueeze(0))
+        aux_labels.append(label.unsqueeze(0))
+        aux_targets.append(target.unsqueeze(0))
+        aux_feats.append(feat.unsqueeze(0))
+    cat = lambda xs: torch.cat(xs, dim=0)  # noqa: E731
+    return dict(
+        coords=cat(aux_coords), labels=cat(aux_labels), bbox_targets=cat(aux_targets), feats=cat(aux_feats),
+        label_weights=label_weights, bbox_weights=bbox_weights,
+    )
+
+
+def _official_loss_single_aux(head, cls_scores, bbox_preds, labels, label_weights, bbox_targets, bbox_weights, img_metas, lambda_1):
+    """CoDeformDETRHead.loss_single_aux (single process: reduce_mean is the identity)."""
+    num_imgs, num_q = cls_scores.shape[:2]
+    labels, label_weights = labels.reshape(-1), label_weights.reshape(-1)
+    bbox_targets, bbox_weights = bbox_targets.reshape(-1, 4), bbox_weights.reshape(-1, 4)
+    num_total_pos = len(((labels >= 0) & (labels < head.num_classes)).nonzero().squeeze(1))
+    num_total_neg = num_imgs * num_q - num_total_pos
+    cls_avg_factor = max(num_total_pos * 1.0 + num_total_neg * head.bg_cls_weight, 1)
+    loss_cls = head.loss_cls(cls_scores.reshape(-1, head.cls_out_channels), labels, label_weights, avg_factor=cls_avg_factor)
+    num_total_pos = max(float(num_total_pos), 1.0)
+    factors = torch.cat([bbox_preds.new_tensor([m["img_shape"][1], m["img_shape"][0]] * 2).unsqueeze(0).repeat(num_q, 1) for m in img_metas])
+    bbox_preds = bbox_preds.reshape(-1, 4)
+    loss_iou = head.loss_iou(bbox_cxcywh_to_xyxy(bbox_preds) * factors, bbox_cxcywh_to_xyxy(bbox_targets) * factors, bbox_weights, avg_factor=num_total_pos)
+    loss_bbox = head.loss_bbox(bbox_preds, bbox_targets, bbox_weights, avg_factor=num_total_pos)
+    return loss_cls * lambda_1, loss_bbox * lambda_1, loss_iou * lambda_1
+
+
+@pytest.mark.parametrize("kind", ["atss", "rcnn"])
+def test_aux_targets_and_losses_equal_the_official_code(kind):
+    """get_aux_targets (same random draws: positives beyond max_pos_coords subsampled, the
+    padding drawn from the negatives) and loss_aux on every decoder layer equal the official
+    get_aux_targets / loss_single_aux / loss_aux."""
+    torch.manual_seed(0)
+    head = _tiny_head(max_pos_coords=5, lambda_1=0.7)
+    metas = [dict(img_shape=(64, 96)), dict(img_shape=(48, 80))]
+    pyramid = [torch.randn(2, C, 4, 6), torch.randn(2, C, 2, 3)]  # 30 locations
+    per_image = 60 if kind == "atss" else 40  # atss: 2 anchors per location
+    coords, labels, targets, feats = [], [], [], []
+    for i, num_pos in enumerate((8, 2)):  # image 0: subsampled to 5; image 1: padded to 9 (the minimum)
+        xy = torch.rand(per_image, 2) * 40
+        coords.append(torch.cat([xy, xy + torch.rand(per_image, 2) * 30 + 2], 1))
+        label = torch.full((per_image,), NUM_CLASSES)
+        label[torch.randperm(per_image)[:num_pos]] = torch.randint(NUM_CLASSES, (num_pos,))
+        labels.append(label)
+        targets.append(coords[-1] + torch.randn(per_image, 4))
+        feats.append(torch.randn(per_image, C))
+    pos_coords = (coords, labels, targets, "atss") if kind == "atss" else (coords, labels, targets, feats, "rcnn")
+    torch.manual_seed(3)
+    ours = head.get_aux_targets(pos_coords, pyramid, metas)
+    torch.manual_seed(3)
+    official = _official_get_aux_targets(pos_coords, metas, pyramid, NUM_CLASSES, max_pos_coords=5)
+    assert ours["labels"].shape == (2, 9)
+    for key, value in official.items():
+        torch.testing.assert_close(ours[key], value, msg=key)
+
+    hidden = torch.randn(2, 2, 9, C)  # 2 decoder layers
+    references = [ours["coords"], torch.rand(2, 9, 4) * 0.5 + 0.25]
+    losses = head.loss_aux(hidden, references, ours, metas)
+    all_cls, all_boxes = head(hidden, references)
+    for layer, prefix in ((0, "d0."), (1, "")):
+        expected = _official_loss_single_aux(
+            head, all_cls[layer], all_boxes[layer], official["labels"], official["label_weights"], official["bbox_targets"],
+            official["bbox_weights"], metas, lambda_1=0.7,
+        )
+        for name, value in zip(("loss_cls_aux", "loss_bbox_aux", "loss_iou_aux"), expected):
+            torch.testing.assert_close(losses[prefix + name], value, msg=prefix + name)
+    assert set(losses) == {p + n for p in ("", "d0.") for n in ("loss_cls_aux", "loss_bbox_aux", "loss_iou_aux")}
+
+
+def test_init_of_the_added_parameters_follows_the_official_code():
+    """The official transformer's init_weights xavier-initialises every >1-dimensional
+    parameter it owns (aux_pos_trans, pos_feats_trans, head_pos_embed); the mixed-selection
+    query_embedding (official query head) keeps N(0, 1) and the downsample conv (official
+    query head) PyTorch's default."""
+    model = build()
+    for module in (*model.aux_pos_trans, *model.aux_pos_feats_trans):
+        fan_in, fan_out = module.weight.shape[1], module.weight.shape[0]
+        xavier, default = math.sqrt(6 / (fan_in + fan_out)), 1 / math.sqrt(fan_in)
+        assert default < module.weight.abs().max().item() <= xavier
+    assert model.head_pos_embed.weight.abs().max().item() <= math.sqrt(6 / (1 + 2))
+    assert 0.85 < model.query_embedding.weight.std().item() < 1.15
+    conv = model.downsample[0]
+    assert conv.weight.abs().max().item() <= 1 / math.sqrt(C * 9)
+    assert torch.equal(model.downsample[1].weight, torch.ones(C)) and torch.equal(model.downsample[1].bias, torch.zeros(C))

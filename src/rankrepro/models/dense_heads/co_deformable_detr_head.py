@@ -38,9 +38,12 @@ Differences from the official code (all numerically irrelevant to the default co
   queries of an image are padded with randomly chosen *negative* anchors / proposals of the
   same head (label background, label weight 1, box weight 0) and attend to each other
   without a mask, as here.
-* Where an auxiliary head has fewer negatives than padding slots the official code fails
-  (its batch ``torch.cat`` gets tensors of different lengths); here the negatives are drawn
-  with replacement, and an image without any candidate raises a ``ValueError``.
+* Where an auxiliary head has fewer negatives than padding slots the official code breaks:
+  ``randperm(num_neg)[:padding]`` leaves the image short, so its batch ``torch.cat`` fails
+  (images short by different amounts) or, when it stacks, ``loss_single_aux``'s bare
+  ``except`` turns that head's query losses into zeros (the label weights keep the full
+  length); here the negatives are drawn with replacement, and an image without any
+  candidate raises a ``ValueError``.
 * The official ``loss_single_aux`` returns zero losses when the targets do not reshape to
   the predictions (a bare ``except``); here a shape mismatch raises.
 """

@@ -43,8 +43,14 @@ Differences from the official code:
 * ``official_head_pos_embed=True`` (default) keeps the official ``head_pos_embed``,
   ``nn.Embedding(num_co_heads, 1, 1, embed_dims)``: its positional arguments make it a
   *scalar* per auxiliary head (the official comment calls it a bug kept for the R-50
-  results); ``False`` gives one C-vector per head.  Both are xavier-initialised, as the
-  official transformer's ``init_weights`` initialises every >1-dimensional parameter.
+  results); ``False`` gives one C-vector per head.  Its other positional arguments
+  (``padding_idx=1``, ``max_norm=embed_dims``) have no effect there: the official code reads
+  ``head_pos_embed.weight[head_idx]`` directly (no ``forward``, so no renorm and no masked
+  gradient) and its ``init_weights`` overwrites the zeroed padding row.  Both forms are
+  xavier-initialised, as the official transformer's ``init_weights`` (mmdet 2.x
+  ``DeformableDetrTransformer``) initialises every >1-dimensional parameter of the
+  transformer; the mixed-selection ``query_embedding`` lives in the official query head,
+  not the transformer, and keeps ``nn.Embedding``'s N(0, 1) init, as here.
 * The proposals' sine embedding uses ``embed_dims // 2`` frequencies per coordinate, as the
   official ``get_proposal_pos_embed`` (mmdet 3.3's ``DeformableDETR.pre_decoder`` uses a
   fixed 128, so its two-stage mode only works with 256 channels).
