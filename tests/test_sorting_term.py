@@ -222,8 +222,9 @@ def test_operation_count_does_not_grow_with_P(method, small, large, delta):
 
 def test_whole_rank_sort_at_20000_positives_has_few_operations():
     """The issue's case (P = 20,000): the former blocked sorting term issued 253,549
-    operations per RS forward + backward; now a fixed few hundred, the same as at P = 5,000,
-    and no tensor of P x P / 100 entries."""
+    operations per RS forward + backward; now a fixed few hundred, as at P = 5,000 (up to
+    a few data-dependent fallbacks of the M-length passes), and no tensor of P x P / 100
+    entries."""
     gen = torch.Generator().manual_seed(3)
     counts = []
     for P in (5000, 20000):
@@ -237,5 +238,5 @@ def test_whole_rank_sort_at_20000_positives_has_few_operations():
 
         log = _logged(step)
         counts.append(sum(log.ops.values()))
-    assert counts[0] == counts[1] and counts[1] < 600
+    assert abs(counts[0] - counts[1]) <= 10 and counts[1] < 600
     assert log.largest < 20000 * 20000 / 100
