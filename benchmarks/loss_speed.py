@@ -479,11 +479,14 @@ def main(argv=None) -> None:
     png = args.out_dir / f"{stem}.png"
     md = args.out_dir / f"{stem}.md"
     atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"))
-    plot(df[df.P != SCALING_POINT[1]], png, f"rankrepro.losses forward+backward, {args.device}, torch {torch.__version__}")
+    grid_rows = df[df.P != SCALING_POINT[1]]
+    if (grid_rows.impl == "ours").any():
+        plot(grid_rows, png, f"rankrepro.losses forward+backward, {args.device}, torch {torch.__version__}")
     tables = markdown_tables(df)
     atomic_write(md, lambda tmp: Path(tmp).write_text(tables + "\n"))
     print("\n" + tables)
-    log(f"\nwrote {csv}\nwrote {png}\nwrote {md}\n({time.perf_counter() - t0:.0f} s total)")
+    log(f"\nwrote {csv}\n" + (f"wrote {png}\n" if (grid_rows.impl == "ours").any() else "")
+        + f"wrote {md}\n({time.perf_counter() - t0:.0f} s total)")
 
 
 if __name__ == "__main__":

@@ -30,17 +30,18 @@ CELLS_PER_ENTRY = 16
 # The fixed-shape form compares up to WIDTH distinct entries per cell and refines the grid
 # (doubling the cells) up to MAX_CELLS_PER_ENTRY to get there.
 WIDTH = 3
-MAX_CELLS_PER_ENTRY = 64
+MAX_CELLS_PER_ENTRY = 32  # each doubling rebuilds the grid: P-length work that grows fast
 
 
-def count_at_or_below(table: Tensor, x: Tensor) -> Tensor:
+def count_at_or_below(table: Tensor, x: Tensor, grid: "Grid | None" = None) -> Tensor:
     """``#{table <= x}`` for every x (int64): ``torch.searchsorted(table, x, right=True)``.
 
-    ``table`` is sorted float64; ``x`` float64 and finite.
+    ``table`` is sorted float64; ``x`` float64 and finite; ``grid``: one already built for
+    ``table`` (else built here when worth it).
     """
     if x.device.type != "cpu" or x.numel() < MIN_QUERIES:
         return torch.searchsorted(table, x, right=True)
-    grid = Grid.build(table)
+    grid = grid or Grid.build(table)
     if grid is None:
         return torch.searchsorted(table, x, right=True)
     return grid.count(x)
@@ -79,8 +80,8 @@ class Grid:
         # Every x put into a cell lies within [lower, upper] of that cell, so its count is
         # the count at the lower edge plus the multiplicities of the entries in between
         # that are <= x.
-        first = torch.searchsorted(distinct, lower, right=True)
-        inside = torch.searchsorted(distinct, upper, right=True) - first
+        first = _count_at_or_below_each(distinct, lower)
+        inside = _count_at_or_below_each(distinct, upper) - first
         self.base = below[first] if self.tied else first
         self.width = int(inside.max())
         self.crowded = self.width > 1
@@ -96,12 +97,13 @@ class Grid:
         self.mult = self.mults[0]
 
     @classmethod
-    def build(cls, table: Tensor, fixed: bool = False) -> "Grid | None":
-        """The grid of a sorted float64 ``table``; None if it has no range (empty or constant).
+    def build(cls, table: Tensor, fixed: bool = False, max_cells: int | None = None) -> "Grid | None":
+        """The grid of a sorted float64 ``table``; None if it is empty.
 
         ``fixed``: refine until every cell holds at most ``WIDTH`` distinct entries (for
         :meth:`count_fixed`); if even ``MAX_CELLS_PER_ENTRY`` is not enough, the returned
         grid has ``fits`` False.
+        ``max_cells``: no refinement beyond that many cells.
         """
         if table.numel() == 0:
             return None
@@ -111,7 +113,8 @@ class Grid:
             low, high = low - span, high + span
         per_entry = CELLS_PER_ENTRY
         grid = cls(table, low, high, per_entry, fixed)
-        while fixed and grid.width > WIDTH and per_entry < MAX_CELLS_PER_ENTRY:
+        limit = float("inf") if max_cells is None else max_cells
+        while fixed and grid.width > WIDTH and per_entry < MAX_CELLS_PER_ENTRY and 2 * grid.cells <= limit:
             per_entry *= 2
             grid = cls(table, low, high, per_entry, fixed)
         return grid
@@ -150,6 +153,15 @@ class Grid:
         if self.fits:
             return self.count_fixed(x)
         return torch.searchsorted(self.table, x, right=True)
+
+
+def _count_at_or_below_each(table: Tensor, edges: Tensor) -> Tensor:
+    """``searchsorted(table, edges, right=True)`` for sorted ``edges`` much longer than the
+    sorted ``table``: each table entry is placed among the edges instead (O(n log G), not
+    O(G log n)), and a cumulative count gives every edge its count.  Entry t counts for
+    every edge >= t, i.e. from position ``searchsorted(edges, t)`` (left) on."""
+    start = torch.searchsorted(edges, table)
+    return torch.bincount(start, minlength=edges.numel() + 1)[: edges.numel()].cumsum(0)
 
 
 def _cell_of(x: Tensor, origin, scale, last, dtype=torch.int64) -> Tensor:

@@ -42,7 +42,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .binning import MIN_QUERIES, Grid, count_at_or_below, count_with_grid
+from .binning import CELLS_PER_ENTRY, MIN_QUERIES, Grid, count_at_or_below, count_with_grid
 from .scores import RankingProblem
 
 _ENV = "RANKREPRO_COMPILE"
@@ -93,9 +93,12 @@ def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor, with_su
     """
     bins = table.numel() + 2
     x = problem.flat
-    placed = None
-    if compiled_enabled() and x.numel() >= MIN_COMPILED:
-        grid = Grid.build(table, fixed=True)
+    placed = grid = None
+    # The fixed-shape grid only where it stays well below M cells (at P = 20,000 building it
+    # costs more than the compiled pass saves).
+    max_cells = x.numel() // 2
+    if compiled_enabled() and x.numel() >= MIN_COMPILED and CELLS_PER_ENTRY * table.numel() <= max_cells:
+        grid = Grid.build(table, fixed=True, max_cells=max_cells)  # if it does not fit, the eager pass uses it
         if grid is not None and grid.fits:
             params = torch.tensor([grid.origin, grid.scale, grid.cells + 1.0], dtype=torch.float64, device=x.device)
             # int32 indices in the compiled pass: narrower, and measured faster than int64.
@@ -104,7 +107,7 @@ def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor, with_su
                 x, problem.flat_targets, grid.base.to(torch.int32), grid.values, mults, params, bins
             )
     if placed is None:
-        placed = _forward_pass_eager(x, problem, table, bins, with_sums)
+        placed = _forward_pass_eager(x, problem, table, bins, with_sums, grid)
     intervals, counts, sums = placed
     counts.index_add_(0, pos_intervals, torch.full_like(problem.pos_logits, -1.0))
     if sums is not None:
@@ -112,9 +115,10 @@ def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor, with_su
     return Placement(intervals, counts, sums)
 
 
-def _forward_pass_eager(x: Tensor, problem: RankingProblem, table: Tensor, bins: int, with_sums: bool):
+def _forward_pass_eager(x: Tensor, problem: RankingProblem, table: Tensor, bins: int, with_sums: bool,
+                        grid: Optional[Grid] = None):
     x64 = x.to(torch.float64)
-    intervals = count_at_or_below(table, x64)
+    intervals = count_at_or_below(table, x64, grid)
     if problem.has_ignored:
         intervals.masked_fill_(problem.flat_targets < 0, bins - 1)
     counts = torch.bincount(intervals, minlength=bins).to(torch.float64)
