@@ -74,7 +74,8 @@ def _compiled(fn):
 class Placement:
     """Where the M entries lie among a table of n breakpoints.
 
-    ``intervals`` (M,) int64: #{table <= s} for every entry, n + 1 for ignored entries;
+    ``intervals`` (M,) int64 (int32 from the compiled pass): #{table <= s} for every entry,
+    n + 1 for ignored entries;
     ``counts`` / ``sums`` (n + 2,) float64: per interval, the number and the score sum of
     the entries that are neither positive nor ignored (the last interval holds nothing).
     """
