@@ -1,5 +1,9 @@
 """The compiled passes over M (rankrepro.losses.set_compiled) give the eager result and do
 not recompile when M and P change."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -43,6 +47,16 @@ def _run(logits, targets, delta, compiled):
 def _problem(seed, size, num_pos, round_to=None, dtype=torch.float64):
     logits, targets = random_problem(torch.Generator().manual_seed(seed), size, num_pos / size, 0.05, round_to)
     return logits.to(dtype), targets.to(dtype)
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("0", False), (None, False)])
+def test_environment_variable_switches_it_on(value, expected):
+    env = {k: v for k, v in os.environ.items() if k != "RANKREPRO_COMPILE"}
+    if value is not None:
+        env["RANKREPRO_COMPILE"] = value
+    code = "import rankrepro.losses as L; print(L.compiled_enabled())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(expected)
 
 
 def test_switch_is_off_by_default_and_toggles():
