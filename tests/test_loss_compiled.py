@@ -35,13 +35,14 @@ def _losses(x, targets, delta):
 
 
 def _run(logits, targets, delta, compiled):
+    initial = compiled_enabled()
     set_compiled(compiled)
     try:
         x = logits.clone().requires_grad_()
         out = _losses(x, targets, delta)
         return {name: ([v.item() for v in terms], term_gradients(x, terms)) for name, terms in out.items()}
     finally:
-        set_compiled(False)
+        set_compiled(initial)
 
 
 def _problem(seed, size, num_pos, round_to=None, dtype=torch.float64):
@@ -59,12 +60,16 @@ def test_environment_variable_switches_it_on(value, expected):
     assert out.stdout.strip() == str(expected)
 
 
-def test_switch_is_off_by_default_and_toggles():
-    assert not compiled_enabled()
-    set_compiled(True)
-    assert compiled_enabled()
-    set_compiled(False)
-    assert not compiled_enabled()
+def test_switch_follows_the_environment_and_toggles():
+    initial = compiled_enabled()
+    assert initial == (os.environ.get("RANKREPRO_COMPILE", "0") not in ("", "0"))
+    try:
+        set_compiled(True)
+        assert compiled_enabled()
+        set_compiled(False)
+        assert not compiled_enabled()
+    finally:
+        set_compiled(initial)
 
 
 @pytest.mark.parametrize(
