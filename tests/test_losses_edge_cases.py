@@ -254,22 +254,3 @@ def test_sorting_term_is_zero_when_all_labels_are_equal():
     (grad,) = torch.autograd.grad(sorting, x)
     assert sorting.item() == pytest.approx(0.0, abs=1e-15)
     assert grad.abs().max().item() < 1e-15
-
-
-@pytest.mark.parametrize("delta", [0.0, 0.5])
-def test_sorting_term_split_into_several_level_groups_is_unchanged(monkeypatch, delta):
-    """Above GROUP_ROWS rows the label levels are processed in groups (memory bound); the
-    result is the same as with all levels at once."""
-    from rankrepro.losses.sorting import _LabelPrefixBlocks
-
-    gen = torch.Generator().manual_seed(8)
-    logits, targets = random_problem(gen, 2000, pos_frac=0.4, round_to=0.05)
-    x = logits.clone().requires_grad_()
-    whole = rank_sort_loss(x, targets, delta)
-    whole_grad = torch.autograd.grad(sum(whole), x)[0]
-    monkeypatch.setattr(_LabelPrefixBlocks, "GROUP_ROWS", 2000)  # about 2 levels per group
-    grouped = rank_sort_loss(x, targets, delta)
-    grouped_grad = torch.autograd.grad(sum(grouped), x)[0]
-    for a, b in zip(whole, grouped):
-        assert_close(a.item(), b.item(), "grouped value")
-    assert_close(grouped_grad, whole_grad, "grouped gradient")

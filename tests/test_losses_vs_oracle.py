@@ -115,10 +115,17 @@ def test_large_problem_matches_oracle(delta):
     _run_all(logits, targets, delta, f"large delta {delta}")
 
 
+@pytest.mark.parametrize("method", ["blocks", "dyadic"])
 @pytest.mark.parametrize("delta", [0.0, 0.5])
-def test_many_positives_match_oracle(delta):
-    """~1500 positives: the sorting term's label-order blocks span 11 levels; labels and
-    scores both tied (labels on a 0.05 grid, scores on a 0.01 grid)."""
+def test_many_positives_match_oracle(delta, method, monkeypatch):
+    """~1400 positives, labels and scores both tied (labels on a 0.05 grid, scores on a 0.01
+    grid), through the sorting term's square-root label blocks (its default at this P) and,
+    forced by lowering ``BLOCKS_MAX``, its dyadic label blocks (11 levels; the default above
+    4,096 positives, which no oracle-sized problem reaches)."""
+    from rankrepro.losses import sorting
+
+    if method == "dyadic":
+        monkeypatch.setattr(sorting, "BLOCKS_MAX", 0)
     gen = torch.Generator().manual_seed(17)
     logits, targets = random_problem(gen, 3000, pos_frac=0.5, ignore_frac=0.05, round_to=0.01)
     targets = torch.where(targets > 0, (targets / 0.05).ceil() * 0.05, targets)
