@@ -254,3 +254,26 @@ def test_sorting_term_is_zero_when_all_labels_are_equal():
     (grad,) = torch.autograd.grad(sorting, x)
     assert sorting.item() == pytest.approx(0.0, abs=1e-15)
     assert grad.abs().max().item() < 1e-15
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_negative_zero_targets_are_negatives(dtype):
+    """-0.0 is a negative like 0.0 (the positives are found on the targets' bits; -0.0 has
+    a set sign bit), with and without ignored entries."""
+    gen = torch.Generator().manual_seed(5)
+    logits, targets = random_problem(gen, 500, pos_frac=0.1, ignore_frac=0.0)
+    logits = logits.to(dtype)
+    for with_ignored in (False, True):
+        plain = targets.clone()
+        if with_ignored:
+            plain[:7] = -1.0
+        signed = torch.where(plain == 0, torch.full_like(plain, -0.0), plain)
+        assert torch.signbit(signed).sum() > torch.signbit(plain).sum()
+        for name in ("rs", "brs", "ap", "bap"):
+            results = []
+            for t in (plain, signed):
+                x = logits.clone().requires_grad_()
+                terms = _all_losses(x, t.to(dtype))[name]
+                results.append(([v.item() for v in terms], torch.autograd.grad(sum(terms), x)[0]))
+            assert results[0][0] == results[1][0], name
+            assert torch.equal(results[0][1], results[1][1]), name
