@@ -82,7 +82,7 @@ def _rank_sort(logits: Tensor, targets: Tensor, delta: float, name: str, negativ
     delta = check_delta(delta)
     if problem.num_pos == 0:
         return zero_terms(problem, 2)
-    largest = problem.pos_targets.max().item()
+    largest = problem.max_target  # with positives present, the largest positive target
     if largest > 1.0:
         raise ValueError(
             f"{name}: targets above 1 (largest {largest!r}); positives take their continuous "

@@ -26,6 +26,7 @@ class RankingProblem:
     pos_logits: Tensor  # float64 (P,)
     pos_targets: Tensor  # float64 (P,)
     has_ignored: bool  # whether any target is < 0 (those entries must be masked out)
+    max_target: float  # the largest target (read with the input checks: no extra host sync)
 
     @property
     def num_pos(self) -> int:
@@ -39,20 +40,32 @@ def check_delta(delta: float) -> float:
     return delta
 
 
-def _all_finite(x: Tensor) -> bool:
-    # One reduction instead of an elementwise test: a NaN or inf makes the sum non-finite.
-    # Only a sum overflowing from huge finite values needs the elementwise test.  The sum is
-    # in x's dtype (a float64 sum of float32 logits converts them first: a copy of M values).
-    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+def _summary(flat: Tensor, flat_targets: Tensor) -> tuple[float, float, bool]:
+    """``(min, max)`` of the targets and whether the logits' sum is finite, read back in one
+    host sync (a device-to-host copy of three numbers).
+
+    A NaN or inf logit makes the sum non-finite (one reduction instead of an elementwise
+    test; only a sum overflowing from huge finite values needs the elementwise test
+    afterwards).  The sum is in the logits' dtype (a float64 sum of float32 logits converts
+    them first: a copy of M values).  ``aminmax`` propagates NaN and shows an inf as the
+    min or the max: the targets are finite iff both are.
+    """
+    total = flat.sum().to(torch.float64)
+    if not flat_targets.numel():
+        return 0.0, 0.0, math.isfinite(total.item())
+    low, high = torch.aminmax(flat_targets if flat_targets.dtype != torch.bool else flat_targets.byte())
+    total, low, high = torch.stack((total, low.to(torch.float64), high.to(torch.float64))).tolist()
+    return low, high, math.isfinite(total)
 
 
 def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProblem:
     """Validate ``logits`` / ``targets`` and split them into positives and the rest.
 
     Passes over M: one min/max of the targets (finiteness and whether any is ignored),
-    one sum of the logits (finiteness), one ``nonzero`` for the positives (and one
-    comparison before it where targets are ignored; see :func:`_positives`).  Non-finite logits at ignored entries are allowed; they are replaced by 0
-    in ``flat`` (a copy), so that later passes may place every entry.
+    one sum of the logits (finiteness), both read back in one host sync (:func:`_summary`),
+    one ``nonzero`` for the positives (and one comparison before it where targets are
+    ignored; see :func:`_positives`).  Non-finite logits at ignored entries are allowed;
+    they are replaced by 0 in ``flat`` (a copy), so that later passes may place every entry.
     """
     if not isinstance(logits, Tensor) or not isinstance(targets, Tensor):
         raise TypeError(f"{loss_name}: logits and targets must be torch tensors")
@@ -67,16 +80,11 @@ def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProb
         raise ValueError(f"{loss_name}: logits on {logits.device} but targets on {targets.device}")
     flat = logits.detach().reshape(-1)
     flat_targets = targets.detach().reshape(-1)
-    has_ignored = False
-    if flat_targets.numel() and not flat_targets.is_floating_point():  # integer labels: finite
-        has_ignored = bool((flat_targets < 0).any())
-    elif flat_targets.numel():
-        # aminmax propagates NaN and shows an inf as the min or the max: finite iff both are.
-        low, high = (v.item() for v in torch.aminmax(flat_targets))
-        if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(f"{loss_name}: targets contain NaN or inf")
-        has_ignored = low < 0
-    if not _all_finite(flat):
+    low, high, finite_sum = _summary(flat, flat_targets)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{loss_name}: targets contain NaN or inf")
+    has_ignored = low < 0
+    if not finite_sum and not bool(torch.isfinite(flat).all()):
         finite = torch.isfinite(flat)
         if not (finite | (flat_targets < 0)).all():
             raise ValueError(
@@ -93,6 +101,7 @@ def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProb
         pos_logits=flat.index_select(0, pos_index).to(torch.float64),
         pos_targets=pos_targets.to(torch.float64),
         has_ignored=has_ignored,
+        max_target=high,
     )
 
 

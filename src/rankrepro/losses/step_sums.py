@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .binning import count_at_or_below
+from .binning import count_at_or_below, histogram
 
 
 def smoothed_step(x: Tensor, delta: float) -> Tensor:
@@ -89,8 +89,7 @@ class StepSums:
 
     def _per_interval(self, intervals: Tensor, weights: Tensor | None) -> Tensor:
         """Sums of ``weights`` (or counts) per interval, float64 (``num_intervals + 1`` entries)."""
-        sums = torch.bincount(intervals, weights=weights, minlength=self.num_intervals + 1)
-        return sums.to(torch.float64)
+        return histogram(intervals, self.num_intervals + 1, weights)
 
     def _prefix_of(self, per_interval: Tensor) -> Tensor:
         """Sums over intervals 0..j-1, for j = 0..num_intervals."""
