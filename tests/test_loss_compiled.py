@@ -92,6 +92,33 @@ def test_compiled_matches_eager(size, num_pos, delta, round_to, dtype):
             assert_close(a, b, f"{name} gradient")
 
 
+@pytest.mark.parametrize("delta", [0.0, 0.5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_matches_eager_without_ignored_entries_at_breakpoints(dtype, delta):
+    """No ignored entries (the pass that does not read the targets), narrow scores (the
+    float32 grid, entries rounded up) and negatives at the scores' own neighbours of every
+    breakpoint s_i +- delta.  (H is continuous at the ends of the ramp, so a score placed
+    on the wrong side of one would change the result by rounding only: the exact counts of
+    the float32 grid are checked in test_loss_passes.)"""
+    gen = torch.Generator().manual_seed(11)
+    size, num_pos = MIN_COMPILED + 3000, 40
+    logits = (torch.randn(size, generator=gen, dtype=torch.float64) * 2).to(dtype)
+    targets = torch.zeros(size, dtype=dtype)
+    targets[:num_pos] = (torch.rand(num_pos, generator=gen) * 0.9 + 0.1).to(dtype)
+    points = torch.cat((logits[:num_pos].double() - delta, logits[:num_pos].double() + delta)).to(dtype)
+    up = torch.tensor(torch.inf, dtype=dtype)
+    near = torch.cat((points, torch.nextafter(points, up), torch.nextafter(points, -up))).repeat(20)
+    logits[num_pos:num_pos + near.numel()] = near
+    eager = _run(logits, targets, delta, False)
+    compiled = _run(logits, targets, delta, True)
+    for name, (values, grads) in eager.items():
+        got_values, got_grads = compiled[name]
+        for a, b in zip(got_values, values):
+            assert_close(a, b, f"{name} value")
+        for a, b in zip(got_grads, grads):
+            assert_close(a, b, f"{name} gradient")
+
+
 def test_no_recompiles_over_varying_sizes():
     """After one call per variant, other M and P reuse the compiled graphs."""
     for size, num_pos in [(MIN_COMPILED + 500, 20), (MIN_COMPILED + 500, 20)]:

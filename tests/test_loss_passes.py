@@ -7,7 +7,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import loss_oracles as oracle
 from loss_cases import assert_close, assert_matches_oracle, binary, random_problem
 from rankrepro.losses import alrp_loss, ap_loss, bucketed_ap_loss, bucketed_rank_sort_loss, rank_sort_loss
-from rankrepro.losses.binning import MIN_QUERIES, WIDTH, Grid, count_at_or_below
+from rankrepro.losses.binning import MIN_QUERIES, WIDTH, Grid, compare_dtype, count_at_or_below, count_with_grid
 
 SIZE = MIN_QUERIES + 4000  # above the eager grid's threshold: the grid lookup runs
 
@@ -102,6 +102,24 @@ def test_fixed_shape_grid_matches_searchsorted(size, tied):
     want = torch.searchsorted(table, x, right=True)
     assert torch.equal(grid.count_fixed(x), want)
     assert torch.equal(grid.count(x), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("tied", [False, True])
+def test_narrow_packed_grid_is_exact_for_narrow_scores(dtype, tied):
+    """The float32 packed table (entries rounded up) gives searchsorted's counts for scores
+    of a narrower dtype, at the scores' own neighbours of every table entry too."""
+    table, gen = _table(7 + tied, 300, tied)
+    table = table + 0.1  # tied entries stay tied, and need rounding to float32
+    grid = Grid.build(table, fixed=True)
+    assert compare_dtype(torch.zeros(1, dtype=dtype), table) == torch.float32
+    picks = table[torch.randint(0, table.numel(), (4000,), generator=gen)].to(dtype)
+    up = torch.tensor(torch.inf, dtype=dtype)
+    x = torch.cat((_queries(table, gen).to(dtype), picks, torch.nextafter(picks, up), torch.nextafter(picks, -up)))
+    want = torch.searchsorted(table, x.double(), right=True)
+    got = count_with_grid(x, grid.packed(torch.float32), grid.origin, grid.scale, grid.cells + 1.0, grid.tied)
+    assert torch.equal(got.long(), want)
+    assert not torch.equal(grid.packed(torch.float32).double(), grid.packed()), "the table has entries to round"
 
 
 def test_grid_far_from_zero_and_constant_tables():

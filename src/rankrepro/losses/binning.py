@@ -142,17 +142,27 @@ class Grid:
                 counts[where] = self._search(x[where])
         return counts
 
-    def packed(self) -> Tensor:
-        """The fixed-shape form's table, one row per cell (float64, flattened): ``base, v_0 ..
-        v_{W-1}`` or, for a tied table, ``base, v_0, m_0, .., v_{W-1}, m_{W-1}`` (counts are
-        exact in float64).  One row is one or two cache lines: the lookups of a score hit
-        the same lines (measured 20 % faster than separate tables at P = 1000)."""
+    def packed(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The fixed-shape form's table, one row per cell (flattened): ``base, v_0 .. v_{W-1}``
+        or, for a tied table, ``base, v_0, m_0, .., v_{W-1}, m_{W-1}``.  One row is one or two
+        cache lines: the lookups of a score hit the same lines (measured 20 % faster than
+        separate tables at P = 1000).
+
+        ``dtype`` float32 (see :func:`compare_dtype`): half the size, for scores that are
+        float32 values (float32, float16, bfloat16): the entries are rounded *up* to float32,
+        which keeps every comparison exact: for such x, ``v <= x`` iff ``up(v) <= x``, the
+        smallest float32 >= v being <= x exactly when v is.  Counts and multiplicities stay
+        exact (below 2**24: checked by ``compare_dtype``)."""
         columns = [self.base.to(self.values.dtype)]
         for w in range(WIDTH):
             columns.append(self.values[w])
             if self.tied:
                 columns.append(self.mults[w].to(self.values.dtype))
-        return torch.stack(columns, dim=1).reshape(-1)
+        table = torch.stack(columns, dim=1).reshape(-1)
+        if dtype == table.dtype:
+            return table
+        narrow = table.to(dtype)
+        return torch.where(narrow.to(table.dtype) < table, torch.nextafter(narrow, narrow.new_tensor(float("inf"))), narrow)
 
     def count_fixed(self, x: Tensor) -> Tensor:
         """Fixed-shape form (requires ``fits``): the same counts without data-dependent shapes."""
@@ -199,12 +209,23 @@ def _cell_of(x: Tensor, origin, scale, last, dtype=torch.int64) -> Tensor:
     return cell.to(dtype)
 
 
+def compare_dtype(scores: Tensor, table: Tensor) -> torch.dtype:
+    """The dtype of :meth:`Grid.packed` for these scores: float32 when every score is a
+    float32 value (float32, float16, bfloat16 scores) and the counts are exact in float32,
+    else float64."""
+    if scores.dtype in (torch.float32, torch.float16, torch.bfloat16) and table.numel() < 2**24:
+        return torch.float32
+    return torch.float64
+
+
 def count_with_grid(x: Tensor, packed: Tensor, origin, scale, last, tied: bool) -> Tensor:
-    """``#{table <= x}`` (int32) from a grid's packed table (:meth:`Grid.packed`; ``last`` =
-    G + 1), with fixed shapes only: the form that ``torch.compile`` fuses into one loop over
-    x.  Untied tables need no multiplicities (every one is 1; the padding is +inf, never <= x)."""
+    """``#{table <= x}`` (int32) from a grid's packed table (:meth:`Grid.packed`, of
+    ``compare_dtype(x, table)``, or float64; ``last`` = G + 1), with fixed shapes only: the
+    form that ``torch.compile`` fuses into one loop over x.  ``x`` in its own dtype: the
+    cell is computed in float64, the comparisons in the wider of x's and the table's dtype.
+    Untied tables need no multiplicities (every one is 1; the padding is +inf, never <= x)."""
     stride = 1 + WIDTH * (2 if tied else 1)
-    row = _cell_of(x, origin, scale, last, torch.int32) * stride
+    row = _cell_of(x.to(torch.float64), origin, scale, last, torch.int32) * stride
     counts = packed.index_select(0, row)
     for w in range(WIDTH):
         at = row + (1 + 2 * w if tied else 1 + w)
