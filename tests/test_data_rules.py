@@ -40,10 +40,26 @@ def test_weights_urls_are_mmengines_and_names_carry_the_sha256_prefix():
     assert sources.weights
     for weight in sources.weights:
         assert weight.url.rsplit("/", 1)[1] == weight.name
+        if weight.unchecked:  # the Swin authors' release files: no published checksum, none in the name
+            assert weight.sha256_prefix is None and weight.url.startswith("https://github.com/SwinTransformer/")
+            continue
         assert weight.sha256_prefix and len(weight.sha256_prefix) == 8
         for alias in weight.aliases:
             scheme = alias[: alias.index("://") + 3]
             assert tables[scheme][alias[len(scheme):]] == weight.url, alias
+
+
+def test_a_weight_without_any_checksum_must_say_so(tmp_path):
+    from rankrepro.data.sources import SourcesError
+
+    entry = "  - name: model.pth\n    url: https://example.org/model.pth\n"
+    path = tmp_path / "sources.yaml"
+    path.write_text("datasets: {}\nweights:\n" + entry)
+    with pytest.raises(SourcesError, match="'model.pth' has neither a SHA-256 prefix"):
+        load_sources(path)
+    path.write_text("datasets: {}\nweights:\n" + entry + "    checksum: none\n")
+    (weight,) = load_sources(path).weights
+    assert weight.unchecked and weight.sha256_prefix is None
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ head, losses, assigner, coders, test-time settings, optimiser type) and changes 
 what makes it runnable in minutes on a CPU, by fixed rules:
 
 * backbone: ResNet-18 without pretrained weights (BN in train mode, nothing frozen), for
-  ResNet and ResNeXt configs alike;
+  ResNet and ResNeXt configs alike; a Swin Transformer stays one, shrunk (16 channels, 2
+  blocks and 1-8 heads per stage, its window size and ``out_indices`` kept, no pretrained
+  weights: :func:`_shrink_swin`);
   FPN inputs follow ResNet-18's widths; every 256-channel width of the neck(s) and heads
   (``in_channels``, ``feat_channels``, ``out_channels``, ``conv_out_channels``, a deformable
   RoI pool's ``output_channels``) becomes ``width`` (64), and the R-CNN heads' 1024-wide
@@ -129,8 +131,14 @@ def smoke_config(
 
 def _shrink_model(model: ConfigDict, width: int, substitutions: list[str]) -> None:
     backbone = model.get("backbone")
+    if backbone is not None and backbone.get("type") == "SwinTransformer":
+        stage_widths = _shrink_swin(backbone)
+        _shrink_necks_and_heads(model, width, lambda channels: stage_widths)
+        return
     if backbone is None or backbone.get("type") not in ("ResNet", "ResNeXt"):
-        raise RankReproError(f"the smoke variant needs a ResNet or ResNeXt backbone, got {backbone and backbone.get('type')}")
+        raise RankReproError(
+            f"the smoke variant needs a ResNet, ResNeXt or SwinTransformer backbone, got {backbone and backbone.get('type')}"
+        )
     source = RESNET18_WIDTHS if backbone.get("depth") in (18, 34) else RESNET50_WIDTHS  # ResNeXt: ResNet-50's
     with_dcn = backbone.get("dcn") is not None
     backbone.update(type="ResNet", depth=18, init_cfg=None, frozen_stages=-1, norm_eval=False)
@@ -144,10 +152,17 @@ def _shrink_model(model: ConfigDict, width: int, substitutions: list[str]) -> No
             "backbone: ResNet-50 with base_channels=16 (stage widths 64-512, as ResNet-18's) instead of ResNet-18, "
             f"keeping dcn={_describe(backbone.dcn)} on stages {_describe(stages)} (ResNet-18's BasicBlock takes no dcn)"
         )
+    _shrink_necks_and_heads(model, width, lambda channels: [RESNET18_WIDTHS[source.index(c)] for c in channels])
+
+
+def _shrink_necks_and_heads(model: ConfigDict, width: int, neck_inputs) -> None:
+    """The first neck's ``in_channels`` become ``neck_inputs(in_channels)`` (the shrunk
+    backbone's stage widths) and its 256-wide output ``width``; every other 256 width of the
+    model becomes ``width``, every ``num_classes`` the synthetic class count."""
     necks = model.get("neck")
     for index, neck in enumerate(necks if isinstance(necks, (list, tuple)) else [necks] if necks is not None else []):
         if index == 0 and "in_channels" in neck and isinstance(neck.in_channels, (list, tuple)):
-            neck.in_channels = [RESNET18_WIDTHS[source.index(c)] for c in neck.in_channels]
+            neck.in_channels = neck_inputs(neck.in_channels)
             if neck.get("out_channels") == 256:
                 neck.out_channels = width
         else:  # a neck after the FPN (e.g. Libra R-CNN's BFP) works at the FPN's width
@@ -155,6 +170,22 @@ def _shrink_model(model: ConfigDict, width: int, substitutions: list[str]) -> No
     for key in list(model.keys()):
         if key not in ("backbone", "neck", "data_preprocessor"):
             _replace_widths_and_classes(model[key], width)
+
+
+SWIN_EMBED_DIMS = 16  # the smoke Swin's stage widths: 16, 32, 64, 128
+SWIN_HEADS = (1, 2, 4, 8)  # 16 channels per head in every stage
+
+
+def _shrink_swin(backbone: ConfigDict) -> list[int]:
+    """A Swin Transformer backbone shrunk to :data:`SWIN_EMBED_DIMS` channels, 2 blocks per
+    stage (a window and a shifted-window block), no pretrained weights; window size, drop
+    path, patch size and ``out_indices`` kept.  Returns the widths of its output stages."""
+    stages = len(backbone.get("depths", (2, 2, 6, 2)))
+    backbone.update(
+        embed_dims=SWIN_EMBED_DIMS, depths=[2] * stages, num_heads=list(SWIN_HEADS[:stages]), init_cfg=None, convert_weights=False, with_cp=False
+    )
+    backbone.pop("pretrained", None)
+    return [SWIN_EMBED_DIMS * 2**i for i in backbone.get("out_indices", (0, 1, 2, 3))]
 
 
 _WIDTH_KEYS = ("in_channels", "feat_channels", "out_channels", "conv_out_channels", "output_channels")

@@ -85,6 +85,7 @@ class Weight:
     sha256: str | None = None
     size: int | None = None
     checksum_source: str | None = None
+    unchecked: bool = False  # ``checksum: none`` in the sources file: nothing published to check against
 
     @property
     def sha256_prefix(self) -> str | None:
@@ -184,12 +185,20 @@ def load_sources(path=None, mirror: dict | None = None) -> Sources:
                 json_keys=dict(entry.get("json_keys") or {})))
         datasets[name] = Dataset(name=name, archives=tuple(archives), links=dict(spec.get("links") or {}),
                                  convert=spec.get("convert"), converted=tuple(spec.get("converted") or ()))
+    from .download import sha256_prefix_of  # download imports this module
+
     weights = []
     for entry in data.get("weights") or []:
         where = f"weights entry {entry.get('name')!r}"
-        weights.append(Weight(name=need(entry, "name", where), url=apply_mirror(need(entry, "url", where), mirror),
+        name = need(entry, "name", where)
+        unchecked = entry.get("checksum") == "none"
+        if not unchecked and not entry.get("sha256") and not sha256_prefix_of(name):
+            raise SourcesError(f"sources file {path}: {where} has neither a SHA-256 prefix in its name nor a sha256 "
+                               "(write checksum: none, and why, where nothing is published)")
+        weights.append(Weight(name=name, url=apply_mirror(need(entry, "url", where), mirror),
                               aliases=tuple(entry.get("aliases") or ()), sha256=entry.get("sha256"),
-                              size=entry.get("size"), checksum_source=entry.get("checksum_source")))
+                              size=entry.get("size"), checksum_source=entry.get("checksum_source"),
+                              unchecked=unchecked))
     return Sources(path=str(path), datasets=datasets, weights=tuple(weights))
 
 

@@ -6,6 +6,10 @@ allow_failed_imports=False)``.
 from . import losses  # noqa: F401  (registers the loss modules)
 from .dense_heads import (
     CandidateSwitchATSSHead,
+    CoATSSHead,
+    CoDeformableDETRHead,
+    RankBasedCoATSSHead,
+    RankBasedCoDeformableDETRHead,
     RankBasedATSSHead,
     RankBasedPAAHead,
     RankingRetinaHead,
@@ -14,8 +18,10 @@ from .dense_heads import (
     RankSortYOLACTProtonet,
     YOLACTAblationProtonet,
 )
-from .detectors import RankSortYOLACT
+from .detectors import CoDeformableDETR, RankSortYOLACT
 from .roi_heads import (
+    CoStandardRoIHead,
+    RankBasedCoStandardRoIHead,
     RankBasedCascadeRoIHead,
     RankBasedFCNMaskHead,
     RankBasedShared2FCBBoxHead,
@@ -26,6 +32,13 @@ from .self_balancing import ALRPSelfBalancingHook
 __all__ = [
     "ALRPSelfBalancingHook",
     "CandidateSwitchATSSHead",
+    "CoDeformableDETR",
+    "CoATSSHead",
+    "CoDeformableDETRHead",
+    "CoStandardRoIHead",
+    "RankBasedCoATSSHead",
+    "RankBasedCoDeformableDETRHead",
+    "RankBasedCoStandardRoIHead",
     "RankBasedATSSHead",
     "RankBasedCascadeRoIHead",
     "RankBasedFCNMaskHead",
