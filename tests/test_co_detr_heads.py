@@ -288,7 +288,8 @@ def test_query_ranking_loss_on_a_fixed_matching_equals_a_hand_computation(task_b
     loss is the paper-equation oracle's; the box losses are the score-weighted means."""
     from loss_oracles import bucketed_rank_sort
 
-    from rankrepro.models.dense_heads.rank_based_co_detr_head import image_factors, ranking_query_losses
+    from rankrepro.models.dense_heads.co_deformable_detr_head import image_factors
+    from rankrepro.models.dense_heads.rank_based_co_detr_head import ranking_query_losses
 
     sizes = [(100, 80), (60, 120)]  # (w, h)
     torch.manual_seed(3)

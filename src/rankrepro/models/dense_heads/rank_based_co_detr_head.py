@@ -50,7 +50,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 
-from .co_deformable_detr_head import CoDeformableDETRHead
+from .co_deformable_detr_head import CoDeformableDETRHead, image_factors
 from .ranking_head import apply_ranking_loss, balanced, check_weighting, ranking_targets, score_weights, weighted_mean
 
 BOX_WEIGHTINGS = ("score", "none")
@@ -115,13 +115,6 @@ def ranking_query_losses(
         giou = loss_iou(pred_px[pos], gt_px[pos], reduction_override="none")
         box_losses["loss_iou"] = balanced(weighted_mean(giou, weights), cls_loss, task_balance)
     return {**terms, "loss_bbox": box_losses.get("loss_bbox", zero), "loss_iou": box_losses.get("loss_iou", zero)}
-
-
-def image_factors(batch_img_metas, num_queries: int, like: Tensor) -> Tensor:
-    """(bs * Q, 4) ``[w, h, w, h]`` of each query's image (``img_shape``)."""
-    return torch.cat(
-        [like.new_tensor([m["img_shape"][1], m["img_shape"][0]] * 2).expand(num_queries, 4) for m in batch_img_metas]
-    )
 
 
 @MODELS.register_module()
@@ -189,4 +182,4 @@ class RankBasedCoDeformableDETRHead(CoDeformableDETRHead):
         return sum(losses.values()), loss_bbox, loss_iou
 
 
-__all__ = ["RankBasedCoDeformableDETRHead", "image_factors", "ranking_query_losses"]
+__all__ = ["RankBasedCoDeformableDETRHead", "ranking_query_losses"]
