@@ -153,16 +153,16 @@ class Grid:
         which keeps every comparison exact: for such x, ``v <= x`` iff ``up(v) <= x``, the
         smallest float32 >= v being <= x exactly when v is.  Counts and multiplicities stay
         exact (below 2**24: checked by ``compare_dtype``)."""
-        columns = [self.base.to(self.values.dtype)]
+        values = self.values
+        if dtype != values.dtype:  # rounded up (the counts are exact)
+            narrow = values.to(dtype)
+            values = torch.where(narrow.to(values.dtype) < values, torch.nextafter(narrow, narrow.new_tensor(float("inf"))), narrow)
+        columns = [self.base.to(dtype)]
         for w in range(WIDTH):
-            columns.append(self.values[w])
+            columns.append(values[w])
             if self.tied:
-                columns.append(self.mults[w].to(self.values.dtype))
-        table = torch.stack(columns, dim=1).reshape(-1)
-        if dtype == table.dtype:
-            return table
-        narrow = table.to(dtype)
-        return torch.where(narrow.to(table.dtype) < table, torch.nextafter(narrow, narrow.new_tensor(float("inf"))), narrow)
+                columns.append(self.mults[w].to(dtype))
+        return torch.stack(columns, dim=1).reshape(-1)
 
     def count_fixed(self, x: Tensor) -> Tensor:
         """Fixed-shape form (requires ``fits``): the same counts without data-dependent shapes."""
