@@ -19,12 +19,24 @@ The compiled path (``torch.compile(dynamic=True)``; on CPU C++ through the host 
 on CUDA Triton) fuses each pass into one loop over M.  It is off by default; switch it on
 with the environment variable ``RANKREPRO_COMPILE=1`` or :func:`set_compiled`.  Compiling
 costs seconds on the first call of each variant; measured on this project's 2-core CPU
-machine (torch 2.13, gcc, a shared and loaded machine): the first RS call in a fresh
-process 15-20 s with an empty inductor cache and 5.5 s with its on-disk cache warm, then
-about 2 s for BRS / BAP (their gather pass) and 5.5-7 s for float64 logits.  Varying M
-and P do not recompile (``dynamic=True``, the grid's scalars passed as a tensor; checked
-with dynamo's counters in the tests).  Inputs below ``MIN_COMPILED`` entries stay eager.  The counts and sums are float64, so the compiled and the eager path agree to
-rounding (the order of the float64 additions may differ on parallel devices).
+machine (torch 2.13, gcc, a shared machine, float32 logits, M = 1e6): the first RS call
+in a fresh process 9-10 s with an empty inductor cache (15-20 s when the machine is
+loaded) and 3.6-3.9 s with its on-disk cache warm; then about 2 s for the first call
+with ignored entries (the forward variant that reads the targets), 0.8 s for BRS / BAP
+(their gather pass) and 2.7 s for float64 logits.  Varying M and P do not recompile
+(``dynamic=True``, the grid's scalars passed as a tensor; checked with dynamo's counters
+in the tests).  Inputs below ``MIN_COMPILED`` entries stay eager.  The counts and sums
+are float64, so the compiled and the eager path agree to rounding (the order of the
+float64 additions may differ on parallel devices).
+
+Host syncs (``.item()``, ``.tolist()``, data-dependent shapes) of one compiled RS call:
+the input checks' one ``.tolist()`` and ``nonzero`` for the positives
+(:mod:`~rankrepro.losses.scores`); the fixed grid's range (``.tolist()``), its
+``unique_consecutive`` and its width (which decides the refinement; one more pair per
+refinement) in :class:`~rankrepro.losses.binning.Grid`.  The eager path on CUDA
+(``searchsorted``, no grid) has the first two only.  Both paths: one more for RS / BRS
+above 4096 positives (the dyadic sorting term's level count), and on the CPU one more
+(whether any positive target is -0.0, :func:`~rankrepro.losses.scores._positives`).
 
 Precision: counts are float64 (exact below 2**53); score sums are float64 because the
 ramp term subtracts two of them (sum of scores minus anchor times count) and float32 would
