@@ -17,6 +17,7 @@ from rankrepro.losses import (
     rank_sort_loss,
     set_compiled,
 )
+from rankrepro.losses import passes
 from rankrepro.losses.passes import MIN_COMPILED
 
 dynamo_counters = pytest.importorskip("torch._dynamo.utils").counters
@@ -117,6 +118,25 @@ def test_compiled_matches_eager_without_ignored_entries_at_breakpoints(dtype, de
             assert_close(a, b, f"{name} value")
         for a, b in zip(got_grads, grads):
             assert_close(a, b, f"{name} gradient")
+
+
+@pytest.mark.parametrize("ignore", [0.0, 0.05])
+def test_compiled_search_pass_matches_eager(monkeypatch, ignore):
+    """The forward pass off the CPU (``searchsorted`` fused into the pass, no grid), run
+    here on the CPU: the eager values and gradients, with and without ignored entries."""
+    monkeypatch.setattr(passes, "_grid_lookup", lambda device: False)
+    gen = torch.Generator().manual_seed(4)
+    logits, targets = random_problem(gen, MIN_COMPILED + 2000, 60 / MIN_COMPILED, ignore, None)
+    logits = logits.float()
+    for delta in (0.0, 0.5):
+        eager = _run(logits, targets.float(), delta, False)
+        compiled = _run(logits, targets.float(), delta, True)
+        for name, (values, grads) in eager.items():
+            got_values, got_grads = compiled[name]
+            for a, b in zip(got_values, values):
+                assert_close(a, b, f"{name} value")
+            for a, b in zip(got_grads, grads):
+                assert_close(a, b, f"{name} gradient")
 
 
 def test_no_recompiles_over_varying_sizes():

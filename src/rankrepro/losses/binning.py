@@ -188,10 +188,14 @@ def _count_at_or_below_each(table: Tensor, edges: Tensor) -> Tensor:
 def histogram(index: Tensor, size: int, weights: Tensor | None = None, dtype=torch.float64) -> Tensor:
     """``bincount(index, weights, minlength=size)`` for ``index`` known to lie in [0, size),
     in ``dtype``: as ``index_add_`` into zeros, whose size is known without reading the
-    indices (``bincount`` takes their maximum first: a host sync on CUDA); on the CPU for
-    long unweighted inputs ``bincount`` (twice as fast there as adding ones)."""
-    if weights is None and index.device.type == "cpu" and index.numel() >= MIN_QUERIES:
-        return torch.bincount(index, minlength=size).to(dtype)
+    indices (``bincount`` takes their maximum first: a host sync on CUDA).  Long inputs
+    (M-length, at least ``MIN_QUERIES``) keep ``bincount`` where it is faster or may be:
+    on the CPU unweighted (twice as fast as adding ones; weighted, ``index_add_`` is as
+    fast), on other devices always (CUDA's bincount builds the histogram in shared memory;
+    ``index_add_`` makes one global atomic add per entry into a few hot bins: not measured
+    here, so the sync stays)."""
+    if index.numel() >= MIN_QUERIES and (weights is None or index.device.type != "cpu"):
+        return torch.bincount(index, weights=weights, minlength=size).to(dtype)
     out = torch.zeros(size, dtype=dtype, device=index.device)
     if weights is None:
         return out.index_add_(0, index, torch.ones((), dtype=dtype, device=index.device).expand(index.numel()))
