@@ -104,6 +104,22 @@ def test_fixed_shape_grid_matches_searchsorted(size, tied):
     assert torch.equal(grid.count(x), want)
 
 
+@pytest.mark.parametrize("size", [3, 200, 2000])
+def test_grid_with_a_few_ties_lists_repeated_entries(size):
+    """A table with a few repeated entries: the fixed form lists them repeatedly (no
+    multiplicities) and still counts like searchsorted, at and around the repeats."""
+    table, gen = _table(30 + size, size, False)
+    table = torch.sort(torch.cat((table, table[[0, size // 2, -1]]))).values  # three entries twice
+    grid = Grid.build(table, fixed=True)
+    assert grid.tied and not grid.packed_tied and grid.fits
+    x = _queries(table, gen)
+    want = torch.searchsorted(table, x, right=True)
+    assert torch.equal(grid.count_fixed(x), want)
+    assert torch.equal(grid.count(x), want)
+    got = count_with_grid(x.float(), grid.packed(torch.float32), grid.origin, grid.scale, grid.cells + 1.0, False)
+    assert torch.equal(got.long(), torch.searchsorted(table, x.float().double(), right=True))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("tied", [False, True])
 def test_narrow_packed_grid_is_exact_for_narrow_scores(dtype, tied):
@@ -117,7 +133,7 @@ def test_narrow_packed_grid_is_exact_for_narrow_scores(dtype, tied):
     up = torch.tensor(torch.inf, dtype=dtype)
     x = torch.cat((_queries(table, gen).to(dtype), picks, torch.nextafter(picks, up), torch.nextafter(picks, -up)))
     want = torch.searchsorted(table, x.double(), right=True)
-    got = count_with_grid(x, grid.packed(torch.float32), grid.origin, grid.scale, grid.cells + 1.0, grid.tied)
+    got = count_with_grid(x, grid.packed(torch.float32), grid.origin, grid.scale, grid.cells + 1.0, grid.packed_tied)
     assert torch.equal(got.long(), want)
     assert not torch.equal(grid.packed(torch.float32).double(), grid.packed()), "the table has entries to round"
 

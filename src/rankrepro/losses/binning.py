@@ -83,7 +83,11 @@ class Grid:
         first = _count_at_or_below_each(distinct, lower)
         inside = _count_at_or_below_each(distinct, upper) - first
         self.base = below[first] if self.tied else first
-        self.width = int(inside.max())
+        if self.tied:  # entries per cell counted with their multiplicity, in the same sync
+            entries = below[first + inside] - self.base
+            self.width, repeated_width = torch.stack((inside.max(), entries.max())).tolist()
+        else:
+            self.width = int(inside.max())
         self.crowded = self.width > 1
         padded_distinct = torch.cat((distinct, inf))
         padded_mult = torch.cat((multiplicity, multiplicity.new_zeros(1)))
@@ -95,6 +99,17 @@ class Grid:
         self.mults = torch.stack([m for _, m in rows])
         self.single = self.values[0].masked_fill(inside > 1, float("nan")) if self.crowded else self.values[0]
         self.mult = self.mults[0]
+        # A tied table whose cells hold at most WIDTH entries even counted with their
+        # multiplicity (a few ties): the fixed form lists the entries themselves, repeated,
+        # and needs no multiplicities (half the packed table; at M = 1e6, P = 1000 with one
+        # tie among 2000 breakpoints the compiled pass measured 7.9 -> 5.6 ms).
+        self.repeated = None
+        if fixed and self.tied and repeated_width <= WIDTH:
+            padded_table = torch.cat((table, inf))
+            self.repeated = torch.stack([
+                padded_table.index_select(0, torch.where(entries > w, self.base + w, table.numel()))
+                for w in range(WIDTH)
+            ])
 
     @classmethod
     def build(cls, table: Tensor, fixed: bool = False, max_cells: int | None = None) -> "Grid | None":
@@ -118,6 +133,12 @@ class Grid:
             per_entry *= 2
             grid = cls(table, low, high, per_entry, fixed)
         return grid
+
+    @property
+    def packed_tied(self) -> bool:
+        """Whether :meth:`packed` lists multiplicities (a tied table with more than WIDTH
+        entries in a cell when counted with them)."""
+        return self.tied and self.repeated is None
 
     @property
     def fits(self) -> bool:
@@ -144,7 +165,9 @@ class Grid:
 
     def packed(self, dtype: torch.dtype = torch.float64) -> Tensor:
         """The fixed-shape form's table, one row per cell (flattened): ``base, v_0 .. v_{W-1}``
-        or, for a tied table, ``base, v_0, m_0, .., v_{W-1}, m_{W-1}``.  One row is one or two
+        (the cell's entries, repeated entries listed as often as they occur) or, where
+        ``packed_tied``, ``base, v_0, m_0, .., v_{W-1}, m_{W-1}`` (distinct entries and their
+        multiplicities).  One row is one or two
         cache lines: the lookups of a score hit the same lines (measured 20 % faster than
         separate tables at P = 1000).
 
@@ -153,20 +176,20 @@ class Grid:
         which keeps every comparison exact: for such x, ``v <= x`` iff ``up(v) <= x``, the
         smallest float32 >= v being <= x exactly when v is.  Counts and multiplicities stay
         exact (below 2**24: checked by ``compare_dtype``)."""
-        values = self.values
+        values = self.values if self.repeated is None else self.repeated
         if dtype != values.dtype:  # rounded up (the counts are exact)
             narrow = values.to(dtype)
             values = torch.where(narrow.to(values.dtype) < values, torch.nextafter(narrow, narrow.new_tensor(float("inf"))), narrow)
         columns = [self.base.to(dtype)]
         for w in range(WIDTH):
             columns.append(values[w])
-            if self.tied:
+            if self.packed_tied:
                 columns.append(self.mults[w].to(dtype))
         return torch.stack(columns, dim=1).reshape(-1)
 
     def count_fixed(self, x: Tensor) -> Tensor:
         """Fixed-shape form (requires ``fits``): the same counts without data-dependent shapes."""
-        return count_with_grid(x, self.packed(), self.origin, self.scale, self.cells + 1.0, self.tied).long()
+        return count_with_grid(x, self.packed(), self.origin, self.scale, self.cells + 1.0, self.packed_tied).long()
 
     def _search(self, x: Tensor) -> Tensor:
         # The scores of crowded cells: the fixed-shape comparison is exact when the grid
@@ -224,7 +247,8 @@ def compare_dtype(scores: Tensor, table: Tensor) -> torch.dtype:
 
 def count_with_grid(x: Tensor, packed: Tensor, origin, scale, last, tied: bool) -> Tensor:
     """``#{table <= x}`` (int32) from a grid's packed table (:meth:`Grid.packed`, of
-    ``compare_dtype(x, table)``, or float64; ``last`` = G + 1), with fixed shapes only: the
+    ``compare_dtype(x, table)``, or float64; ``last`` = G + 1; ``tied``: the grid's
+    ``packed_tied``), with fixed shapes only: the
     form that ``torch.compile`` fuses into one loop over x.  ``x`` in its own dtype: the
     cell is computed in float64, the comparisons in the wider of x's and the table's dtype.
     Untied tables need no multiplicities (every one is 1; the padding is +inf, never <= x)."""

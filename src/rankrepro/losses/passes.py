@@ -136,9 +136,9 @@ def place(problem: RankingProblem, table: Tensor, pos_intervals: Tensor, with_su
             params = torch.tensor([grid.origin, grid.scale, grid.cells + 1.0], dtype=torch.float64, device=x.device)
             packed = grid.packed(compare_dtype(x, table))
             if problem.has_ignored:
-                placed = _compiled(_forward_pass)(x, problem.flat_targets, packed, params, bins, grid.tied)
+                placed = _compiled(_forward_pass)(x, problem.flat_targets, packed, params, bins, grid.packed_tied)
             else:  # the targets need not be read
-                placed = _compiled(_forward_pass_all)(x, packed, params, bins, grid.tied)
+                placed = _compiled(_forward_pass_all)(x, packed, params, bins, grid.packed_tied)
     if placed is None:
         placed = _forward_pass_eager(x, problem, table, bins, with_sums, grid)
     intervals, counts, sums = placed
