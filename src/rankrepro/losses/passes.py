@@ -83,9 +83,13 @@ def compiled_enabled() -> bool:
 # 7.0 -> 5.6 ms at P = 10, 11.0 -> 9.2 ms at P = 1000).  The backward passes are mostly
 # gathers from P-length tables, which the CPU vectorizer emits as scalar loads bounced
 # through stack buffers; as plain scalar loops they run 3.0 -> 1.1 ms (``cpp.simdlen`` 1;
-# the forward pass is slower that way, 9.3 ms).  ``cpp.*`` options do not apply on CUDA.
-_NO_ASSERTS = {"assert_indirect_indexing": False}
-_SCALAR = {"assert_indirect_indexing": False, "cpp.simdlen": 1}
+# the forward pass is slower that way, 9.3 ms).  The C++ kernels run on one thread
+# (``cpp.threads`` 1): with torch's default of all threads the forward pass's histograms are
+# built with atomic adds that contend, and on 2 threads RS at M = 1e6 took 30.9 ms (P = 100)
+# and 38.1 ms (P = 1000) against 10.1 / 13.8 ms on 1; pinned to one thread, 8.8 / 12.9 ms on
+# 2 threads (the rest of the loss still uses them).  ``cpp.*`` options do not apply on CUDA.
+_NO_ASSERTS = {"assert_indirect_indexing": False, "cpp.threads": 1}
+_SCALAR = {"assert_indirect_indexing": False, "cpp.simdlen": 1, "cpp.threads": 1}
 
 
 def _compiled(fn):
