@@ -64,11 +64,5 @@ def scale_losses(losses: dict, weight: float) -> dict:
     return scaled
 
 
-def check_loss_weight(weight, owner: str) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-        raise ValueError(f"{owner}: loss_weight must be a positive number, got {weight!r}")
-    return float(weight)
-
-
-__all__ = ["POS_COORDS_KEY", "check_loss_weight", "positive_coords", "scale_losses"]
+__all__ = ["POS_COORDS_KEY", "positive_coords", "scale_losses"]
 

@@ -33,7 +33,8 @@ import torch
 from mmdet.models.dense_heads import ATSSHead
 from mmdet.registry import MODELS
 
-from ..co_positives import POS_COORDS_KEY, check_loss_weight, positive_coords, scale_losses
+from ..co_positives import POS_COORDS_KEY, positive_coords, scale_losses
+from .ranking_head import check_positive_weight
 from .rank_based_atss_head import RankBasedATSSHead
 
 
@@ -45,7 +46,7 @@ class CoATSSMixin:
     def init_co_aux(self, loss_weight: float) -> None:
         if not self.reg_decoded_bbox:
             raise ValueError(f"{type(self).__name__}: reg_decoded_bbox must be True (pos_coords needs gt boxes as targets)")
-        self.aux_loss_weight = check_loss_weight(loss_weight, type(self).__name__)
+        self.aux_loss_weight = check_positive_weight(loss_weight, "loss_weight", type(self).__name__)
         self._pos_coords = None
 
     def loss(self, x, batch_data_samples) -> dict:

@@ -104,7 +104,15 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 
 from ..self_balancing import SelfBalancedLocalisation
-from .ranking_head import apply_ranking_loss, flat_anchor_targets, ranking_targets, score_weights, value_balanced, weighted_mean
+from .ranking_head import (
+    apply_ranking_loss,
+    check_positive_weight,
+    flat_anchor_targets,
+    ranking_targets,
+    score_weights,
+    value_balanced,
+    weighted_mean,
+)
 
 #: aLRP's tau for the RPN: E_loc = ((1 - GIoU) / 2) / (1 - tau), tau = the RPN assigner's
 #: positive IoU threshold (hard-coded 0.7 in the official aLRP branch, as here).
@@ -146,8 +154,7 @@ class RankBasedRPNHead(SelfBalancedLocalisation, RPNHead):
     ) -> None:
         if not reg_decoded_bbox:
             raise ValueError("RankBasedRPNHead regresses decoded boxes (GIoU): reg_decoded_bbox must be True")
-        if isinstance(head_weight, bool) or not isinstance(head_weight, (int, float)) or not head_weight > 0:
-            raise ValueError(f"RankBasedRPNHead: head_weight must be a positive number, got {head_weight!r}")
+        head_weight = check_positive_weight(head_weight, "head_weight", "RankBasedRPNHead")
         if loss_bbox is None:
             loss_bbox = dict(type="GIoULoss", reduction="none")
         super().__init__(in_channels, loss_bbox=loss_bbox, reg_decoded_bbox=True, **kwargs)
@@ -159,7 +166,7 @@ class RankBasedRPNHead(SelfBalancedLocalisation, RPNHead):
                 f"RankBasedRPNHead: loss_rank must be a ranking loss of rankrepro.models.losses "
                 f"(RankSortLoss, BucketedRankSortLoss, aLRPLoss, ...), got {type(self.loss_rank).__name__}"
             )
-        self.head_weight = float(head_weight)
+        self.head_weight = head_weight
         alrp = self.loss_rank.needs_loc_errors
         if alrp and not (isinstance(sb_initial, (int, float)) and sb_initial > 0):
             raise ValueError(f"RankBasedRPNHead: sb_initial must be a positive number, got {sb_initial!r}")

@@ -125,6 +125,14 @@ def check_weighting(weighting: str, task_balance, allowed=("score", "none"), bal
         raise ValueError(f"task_balance must be one of {balances} or a number, got {task_balance!r}")
 
 
+def check_positive_weight(value, name: str, owner: str) -> float:
+    """``value`` as a float if it is a positive number (not a bool), else a ValueError
+    naming ``owner``'s argument ``name`` (a head's overall loss weight)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 def magnitude_balanced(loss: Tensor, cls_loss: Tensor, logits: Tensor, box_outputs: Tensor) -> Tensor:
     """``loss`` times lambda = |dL_cls/ds|_1 / |dL_box/db|_1 (RS paper Sec. 5.3 (ii), Table A.11
     "magnitude"): the L1 norms of the gradients w.r.t. the classification outputs ``logits``

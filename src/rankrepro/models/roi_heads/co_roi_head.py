@@ -38,7 +38,8 @@ from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
 
-from ..co_positives import POS_COORDS_KEY, check_loss_weight, positive_coords, scale_losses
+from ..co_positives import POS_COORDS_KEY, positive_coords, scale_losses
+from ..dense_heads.ranking_head import check_positive_weight
 from .rank_based_roi_head import RankBasedStandardRoIHead
 
 
@@ -66,7 +67,7 @@ class CoRoIHeadMixin:
     def init_co_aux(self, loss_weight: float) -> None:
         if not self.with_bbox:
             raise ValueError(f"{type(self).__name__}: pos_coords needs a bbox_head")
-        self.aux_loss_weight = check_loss_weight(loss_weight, type(self).__name__)
+        self.aux_loss_weight = check_positive_weight(loss_weight, "loss_weight", type(self).__name__)
         self._pos_coords = None
 
     def loss(self, x, rpn_results_list, batch_data_samples) -> dict:
