@@ -84,8 +84,8 @@ def split_scores(logits: Tensor, targets: Tensor, loss_name: str) -> RankingProb
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{loss_name}: targets contain NaN or inf")
     has_ignored = low < 0
-    if not finite_sum and not bool(torch.isfinite(flat).all()):
-        finite = torch.isfinite(flat)
+    finite = None if finite_sum else torch.isfinite(flat)  # a non-finite sum: test each logit
+    if finite is not None and not bool(finite.all()):
         if not (finite | (flat_targets < 0)).all():
             raise ValueError(
                 f"{loss_name}: logits contain NaN or inf at non-ignored entries "
