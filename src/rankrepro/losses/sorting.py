@@ -83,7 +83,7 @@ def sorting_errors(
 
     Args:
         step: the breakpoints of the P positives (``step.anchors``: their float64 scores).
-        intervals: ``step.locate(step.anchors)``, the interval index of every positive.
+        intervals: ``step.anchor_intervals``, the interval index of every positive.
         targets: float64 continuous labels y of the positives.
         rank_pos: rank of each positive among positives, sum_j H(s_j - s_i) (self included).
         eps: a positive whose misranking mass is <= eps distributes no sorting update

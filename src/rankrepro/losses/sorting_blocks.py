@@ -50,7 +50,7 @@ class SqrtLabelBlocks:
 
     Args:
         step: the breakpoints of the P positives (``step.anchors``: their float64 scores).
-        intervals: ``step.locate(step.anchors)``, the interval index of every positive.
+        intervals: ``step.anchor_intervals``, the interval index of every positive.
         targets: float64 continuous labels y of the positives.
         block: positions per label block (default :func:`block_size`).
     """

@@ -98,7 +98,7 @@ def ranking_based_weights(logits: Tensor, targets: Tensor, rank_delta: float, nu
     scores = problem.pos_logits
     step = StepSums(scores, rank_delta)
     false_pos = ExactNegatives(step, problem).false_positives
-    rank = 1.0 + step.anchor_sums(scores, step.locate(scores)) - step_at_zero(rank_delta) + false_pos
+    rank = 1.0 + step.anchor_sums(scores, step.anchor_intervals) - step_at_zero(rank_delta) + false_pos
     above = smoothed_step(scores[:, None] - scores[None, :], numerator_delta)  # [i, k] = H(s_i - s_k)
     return ((above @ (1.0 / rank)) / scores.numel()).to(logits.dtype)
 
