@@ -117,6 +117,17 @@ def image_factors(batch_img_metas: Sequence[dict], num_queries: int, like: Tenso
     return torch.cat([like.new_tensor([m["img_shape"][1], m["img_shape"][0]] * 2).expand(num_queries, 4) for m in batch_img_metas])
 
 
+def query_count(cls_scores: Tensor, labels: Tensor, bbox_targets: Tensor) -> tuple[int, int]:
+    """``(num_imgs, num_queries)`` of one layer's (bs, Q, C) ``cls_scores``, after checking
+    that the flat targets (``labels`` (bs * Q,), ``bbox_targets`` (bs * Q, 4)) match them."""
+    num_imgs, num_queries = cls_scores.shape[:2]
+    if labels.shape != (num_imgs * num_queries,) or bbox_targets.shape != (num_imgs * num_queries, 4):
+        raise ValueError(
+            f"targets {tuple(labels.shape)} / {tuple(bbox_targets.shape)} do not match {num_imgs} x {num_queries} queries"
+        )
+    return num_imgs, num_queries
+
+
 @MODELS.register_module()
 class CoDeformableDETRHead(DeformableDETRHead):
     """Deformable DETR head with the losses of Co-DETR's customised positive queries.
@@ -179,11 +190,7 @@ class CoDeformableDETRHead(DeformableDETRHead):
         classification loss averaged over ``num_total_pos + bg_cls_weight *
         num_total_neg`` (all-reduced if ``sync_cls_avg_factor``), the box losses over the
         all-reduced positive count (at least 1)."""
-        num_imgs, num_queries = cls_scores.shape[:2]
-        if labels.shape != (num_imgs * num_queries,) or bbox_targets.shape != (num_imgs * num_queries, 4):
-            raise ValueError(
-                f"targets {tuple(labels.shape)} / {tuple(bbox_targets.shape)} do not match {num_imgs} x {num_queries} queries"
-            )
+        _, num_queries = query_count(cls_scores, labels, bbox_targets)
         loss_cls = self.classification_loss(
             cls_scores.reshape(-1, self.cls_out_channels), labels, label_weights, num_total_pos, num_total_neg, bbox_preds.reshape(-1, 4), bbox_targets
         )

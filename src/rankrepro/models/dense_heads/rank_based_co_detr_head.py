@@ -50,7 +50,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 
-from .co_deformable_detr_head import CoDeformableDETRHead, image_factors
+from .co_deformable_detr_head import CoDeformableDETRHead, image_factors, query_count
 from .ranking_head import apply_ranking_loss, balanced, check_weighting, ranking_targets, score_weights, weighted_mean
 
 BOX_WEIGHTINGS = ("score", "none")
@@ -160,11 +160,7 @@ class RankBasedCoDeformableDETRHead(CoDeformableDETRHead):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(L_rank + L_sort, balanced L1, balanced GIoU)`` of one layer's queries (the
         classification loss returned as one term under DETR's ``loss_cls`` names)."""
-        num_imgs, num_queries = cls_scores.shape[:2]
-        if labels.shape != (num_imgs * num_queries,) or bbox_targets.shape != (num_imgs * num_queries, 4):
-            raise ValueError(
-                f"targets {tuple(labels.shape)} / {tuple(bbox_targets.shape)} do not match {num_imgs} x {num_queries} queries"
-            )
+        _, num_queries = query_count(cls_scores, labels, bbox_targets)
         losses = ranking_query_losses(
             self.loss_rank,
             self.loss_bbox,
